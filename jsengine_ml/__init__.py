@@ -1,0 +1,48 @@
+"""jsengine-ml: score TensorFlow.js models and JavaScript bundles inside an embedded JS engine."""
+
+from __future__ import annotations
+
+from .backends import available_backends, create_engine, get_backend, register_backend
+from .engine import Capabilities, Engine, JSFunction
+from .errors import (
+    BackendUnavailableError,
+    CapabilityError,
+    EngineClosedError,
+    InputError,
+    JSEngineMLError,
+    JSError,
+    JSMemoryLimitError,
+    JSSyntaxError,
+    JSTimeoutError,
+    ModelError,
+    ResourceError,
+    ShimError,
+    WrongThreadError,
+)
+from .threads import ThreadLocalEngine
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError",
+    "Capabilities",
+    "CapabilityError",
+    "Engine",
+    "EngineClosedError",
+    "InputError",
+    "JSEngineMLError",
+    "JSError",
+    "JSFunction",
+    "JSMemoryLimitError",
+    "JSSyntaxError",
+    "JSTimeoutError",
+    "ModelError",
+    "ResourceError",
+    "ShimError",
+    "ThreadLocalEngine",
+    "WrongThreadError",
+    "available_backends",
+    "create_engine",
+    "get_backend",
+    "register_backend",
+]

@@ -1,0 +1,115 @@
+"""Backend registry: built-in engines, third-party engines from entry points, and selection.
+
+A third-party backend subclasses :class:`jsengine_ml.engine.Engine` and registers it in its own
+``pyproject.toml``::
+
+    [project.entry-points."jsengine_ml.backends"]
+    myengine = "my_package.engine:MyEngine"
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from importlib import metadata
+
+from ..engine import Capabilities, Engine
+from ..errors import BackendUnavailableError, JSEngineMLError
+
+ENTRY_POINT_GROUP = "jsengine_ml.backends"
+ENV_VAR = "JSENGINE_ML_BACKEND"
+
+#: Built-in backends, in the order "best available" tries them.
+BUILTIN: dict[str, str] = {
+    "v8": "jsengine_ml.backends.v8:V8Engine",
+    "quickjs": "jsengine_ml.backends.quickjs:QuickJSEngine",
+    "duktape": "jsengine_ml.backends.duktape:DuktapeEngine",
+}
+_registered: dict[str, type[Engine]] = {}
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One known backend: whether it is usable here and, if not, why and how to fix it."""
+
+    name: str
+    target: str
+    available: bool
+    reason: str
+    capabilities: Capabilities | None
+
+
+def register_backend(name: str, engine_class: type[Engine]) -> None:
+    """Register an engine class under ``name`` at run time (entry points do this declaratively)."""
+    if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
+        raise TypeError(f"{engine_class!r} is not a subclass of jsengine_ml.engine.Engine")
+    _registered[name] = engine_class
+
+
+def _known() -> dict[str, str | type[Engine]]:
+    known: dict[str, str | type[Engine]] = dict(BUILTIN)
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        known.setdefault(ep.name, ep.value)
+    known.update(_registered)
+    return known
+
+
+def _load(name: str, target: str | type[Engine]) -> type[Engine]:
+    if isinstance(target, type):
+        return target
+    module_name, _, attr = target.partition(":")
+    try:
+        engine_class = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise BackendUnavailableError(f"backend {name!r} ({target}) cannot be imported: {exc}") from exc
+    if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
+        raise BackendUnavailableError(f"backend {name!r} ({target}) is not an Engine subclass")
+    return engine_class
+
+
+def available_backends() -> list[BackendInfo]:
+    """Every known backend, usable here or not, with the reason and the pip command when not."""
+    infos = []
+    for name, target in _known().items():
+        label = target if isinstance(target, str) else f"{target.__module__}:{target.__qualname__}"
+        try:
+            engine_class = _load(name, target)
+            engine_class.check_available()
+            caps = engine_class.capabilities()
+        except BackendUnavailableError as exc:
+            infos.append(BackendInfo(name, label, False, str(exc), None))
+        except Exception as exc:  # a broken third-party backend must not break the listing
+            infos.append(BackendInfo(name, label, False, f"{type(exc).__name__}: {exc}", None))
+        else:
+            infos.append(BackendInfo(name, label, True, "", caps))
+    return infos
+
+
+def get_backend(name: str | None = None) -> type[Engine]:
+    """The engine class for ``name``; else ``$JSENGINE_ML_BACKEND``; else the best available backend."""
+    known = _known()
+    chosen = name or os.environ.get(ENV_VAR) or None
+    if chosen:
+        if chosen not in known:
+            raise BackendUnavailableError(
+                f"unknown backend {chosen!r}; known backends: {', '.join(known)}"
+                + (f" (chosen by ${ENV_VAR})" if not name else "")
+            )
+        engine_class = _load(chosen, known[chosen])
+        engine_class.check_available()
+        return engine_class
+    reasons = []
+    for backend_name, target in known.items():
+        try:
+            engine_class = _load(backend_name, target)
+            engine_class.check_available()
+            return engine_class
+        except JSEngineMLError as exc:
+            reasons.append(f"{backend_name}: {exc}")
+    raise BackendUnavailableError("no JavaScript engine is available. " + "; ".join(reasons))
+
+
+def create_engine(backend: str | None = None, **options: object) -> Engine:
+    """Create an engine of the chosen backend (see :func:`get_backend`) with ``time_limit`` etc."""
+    return get_backend(backend)(**options)  # type: ignore[arg-type]

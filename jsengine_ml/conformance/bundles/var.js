@@ -1,0 +1,1 @@
+var WineModel;!function(){var r={97:function(r){r.exports={predict:function(r){for(var e=[],n=0;n<r.length;n++){for(var t=0,o=0;o<r[n].length;o++)t+=r[n][o];e.push([2*t])}return e}}}},e={},n=function n(t){var o=e[t];if(void 0!==o)return o.exports;var i=e[t]={exports:{}};return r[t](i,i.exports,n),i.exports}(97);WineModel=n}();

@@ -1,0 +1,1 @@
+!function(){var r={97:function(r){r.exports={predict:function(r){for(var n=[],t=0;t<r.length;t++){for(var o=0,e=0;e<r[t].length;e++)o+=r[t][e];n.push([2*o])}return n}}}},n={},t=function t(o){var e=n[o];if(void 0!==e)return e.exports;var i=n[o]={exports:{}};return r[o](i,i.exports,t),i.exports}(97);window.WineModel=t}();

@@ -1,0 +1,499 @@
+"""The engine contract: one small interface over every embedded JavaScript engine.
+
+An :class:`Engine` is one JavaScript context with optional limits. It evaluates source, calls
+functions, moves numpy arrays in and out through the binding's fastest exact path, settles promises
+(pumping jobs and timers on engines that need it), and serves ``fetch`` from resources registered by
+Python. Backends (``jsengine_ml.backends``) implement a handful of private primitives; everything
+else, including the shims, the thread rule and error handling, lives here once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import (
+    EngineClosedError,
+    InputError,
+    JSEngineMLError,
+    JSError,
+    JSTimeoutError,
+    ResourceError,
+    ShimError,
+    WrongThreadError,
+)
+
+log = logging.getLogger(__name__)
+console_log = logging.getLogger("jsengine_ml.console")
+
+#: Shims evaluated, in this order, into every new engine. Each file guards itself and records in
+#: ``__jsml.installed`` which stand-ins the engine was missing.
+SHIMS = ("global.js", "encoding.js", "timers.js", "promise.js", "fetch.js", "io.js", "exports.js")
+
+#: numpy dtype <-> code used in the packed array header shared with ``shims/io.js``.
+DTYPE_CODES = {np.dtype(np.float32): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3}
+CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
+HEADER_INTS = 8  # [dtype code, ndim, d0..d4, console messages pending]
+HEADER_BYTES = HEADER_INTS * 4
+MAX_DIMS = 5
+PENDING_CODE = 0  # header code of a transform whose function returned a promise
+
+#: Prefix marking a JSON-encoded non-primitive result coming back from JS (see ``__jsml.out``).
+JSON_SENTINEL = "\ue000json:"
+
+_DOTTED = re.compile(r"^(?P<owner>.+)\.(?P<prop>[A-Za-z_$][\w$]*)$")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend's engine can do, as declared by the backend."""
+
+    backend: str
+    engine: str
+    engine_version: str
+    binding: str
+    language: str
+    es_version: int
+    webassembly: bool
+    time_limit: bool
+    memory_limit: str | None
+    binary_path: str
+    thread_rule: str
+    native_promises: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_shim(name: str) -> str:
+    """Return the source of a shim shipped in ``jsengine_ml/shims``."""
+    return importlib_resources.files("jsengine_ml.shims").joinpath(name).read_text(encoding="utf-8")
+
+
+def pack_array(array: np.ndarray) -> bytes:
+    """Serialize an array as the packed header + little-endian data used by ``shims/io.js``."""
+    header = np.zeros(HEADER_INTS, dtype="<i4")
+    header[0] = DTYPE_CODES[array.dtype]
+    header[1] = array.ndim
+    header[2 : 2 + array.ndim] = array.shape
+    return header.tobytes() + np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
+
+
+def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
+    """Inverse of :func:`pack_array`; returns a new (owned) array."""
+    raw = np.frombuffer(packed, dtype=np.uint8)
+    if raw.size < HEADER_BYTES:
+        raise ShimError(f"packed array is truncated ({raw.size} bytes, header needs {HEADER_BYTES})")
+    header = raw[:HEADER_BYTES].view("<i4")
+    code, ndim = int(header[0]), int(header[1])
+    if code not in CODE_DTYPES or not 0 <= ndim <= MAX_DIMS:
+        raise ShimError(f"packed array has a bad header {header.tolist()}")
+    shape = tuple(int(d) for d in header[2 : 2 + ndim])
+    dtype = CODE_DTYPES[code]
+    count = math.prod(shape)
+    data = raw[HEADER_BYTES : HEADER_BYTES + count * dtype.itemsize]
+    if data.size != count * dtype.itemsize:
+        raise ShimError(f"packed array of shape {shape} carries {data.size} bytes, expected {count * dtype.itemsize}")
+    return data.view(dtype.newbyteorder("<")).astype(dtype, copy=True).reshape(shape)
+
+
+def as_transfer_array(value: Any, *, what: str = "array") -> np.ndarray:
+    """Validate ``value`` for transfer into an engine: float32, int32 or uint8, rectangular, ndim 1..6."""
+    if isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = np.asarray(value)
+        except ValueError as exc:  # numpy >= 1.24 refuses ragged nested sequences
+            raise InputError(f"{what} is ragged (rows of different lengths): {exc}. Pass a rectangular array.") from exc
+        if array.dtype == object:
+            raise InputError(f"{what} is ragged or holds non-numbers (object dtype). Pass a rectangular numeric array.")
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        elif array.dtype == np.int64:
+            array = array.astype(np.int32)
+    if array.dtype not in DTYPE_CODES:
+        raise InputError(
+            f"{what} has dtype {array.dtype}; engines take float32, int32 or uint8. "
+            f"Convert it first, e.g. arr.astype(np.float32)."
+        )
+    if not 1 <= array.ndim <= MAX_DIMS:
+        raise InputError(f"{what} has {array.ndim} dimensions; engines take 1 to {MAX_DIMS}.")
+    return np.ascontiguousarray(array)
+
+
+class JSFunction:
+    """A callable handle on a JavaScript function, resolved by expression at each call."""
+
+    def __init__(self, engine: Engine, expression: str):
+        self.engine = engine
+        self.expression = expression
+
+    def __call__(self, *args: Any) -> Any:
+        return self.engine.call(self.expression, *args)
+
+    def __repr__(self) -> str:
+        return f"<JSFunction {self.expression!r} on {self.engine!r}>"
+
+
+class Engine(ABC):
+    """One JavaScript context. Subclass it to add a backend (see ``jsengine_ml.backends``).
+
+    Create it on the thread that will use it; every method raises :class:`WrongThreadError` when
+    called from another thread. Use it as a context manager or call :meth:`close`.
+
+    ``time_limit`` (seconds) bounds each call into the engine; ``memory_limit`` (bytes) bounds what
+    the engine may allocate. A backend that cannot enforce a limit refuses it with
+    :class:`~jsengine_ml.errors.CapabilityError` rather than ignore it.
+    """
+
+    #: Registry name of the backend ("v8", "quickjs", ...). Set by subclasses.
+    name: ClassVar[str] = ""
+    #: A ``.js`` file next to the backend's module, evaluated after the shims (its data path).
+    backend_script: ClassVar[str | None] = None
+
+    # ------------------------------------------------------------------ backend primitives
+    @classmethod
+    @abstractmethod
+    def check_available(cls) -> None:
+        """Raise :class:`BackendUnavailableError` (with the pip command that fixes it) if unusable here."""
+
+    @classmethod
+    @abstractmethod
+    def capabilities(cls) -> Capabilities:
+        """Describe the engine; may import the binding (call :meth:`check_available` first)."""
+
+    @abstractmethod
+    def _open(self, time_limit: float | None, memory_limit: int | None) -> None:
+        """Create the binding's context and apply limits."""
+
+    @abstractmethod
+    def _exec(self, source: str, filename: str) -> Any:
+        """Evaluate ``source``; return the completion value as a primitive (see ``__jsml.out``)."""
+
+    @abstractmethod
+    def _call_registered(self, fn_id: int, args_json: str) -> Any:
+        """Return ``__jsml.callFn(fn_id, args_json)`` with the fewest crossings."""
+
+    @abstractmethod
+    def _put(self, name: str, array: np.ndarray) -> None:
+        """Set global ``name`` to a typed array holding a copy of ``array`` (C order, flat)."""
+
+    @abstractmethod
+    def _get_packed(self, expression: str) -> bytes | memoryview:
+        """Return ``__jsml.io.pack(<expression>)`` as bytes (header + data)."""
+
+    @abstractmethod
+    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> bytes | memoryview:
+        """Return ``__jsml.io.run(fn_id, <array as typed array>, shape, args)`` as packed bytes."""
+
+    def _run_jobs(self) -> None:  # noqa: B027 - optional hook
+        """Run pending promise jobs (microtasks) on engines whose host must drive them."""
+
+    def _drain_console(self) -> None:  # noqa: B027 - optional hook
+        """Deliver buffered console messages on engines without a synchronous host callback."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release the binding's context."""
+
+    # ------------------------------------------------------------------ lifecycle
+    def __init__(
+        self,
+        *,
+        time_limit: float | None = None,
+        memory_limit: int | None = None,
+        logger: logging.Logger | None = None,
+    ):
+        if time_limit is not None and not time_limit > 0:
+            raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+        if memory_limit is not None and not memory_limit > 0:
+            raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
+        self.time_limit = time_limit
+        self.memory_limit = memory_limit
+        self.console = logger or console_log
+        self._owner = threading.get_ident()
+        self._owner_name = threading.current_thread().name
+        self._closed = False
+        self._fn_ids: dict[str, int] = {}
+        self._resources: dict[str, int] = {}
+        self._open(time_limit, memory_limit)
+        try:
+            for shim in SHIMS:
+                self._exec(read_shim(shim), f"jsengine_ml/shims/{shim}")
+            if self.backend_script:
+                script = Path(inspect.getfile(type(self))).with_name(self.backend_script)
+                self._exec(script.read_text(encoding="utf-8"), f"{type(self).__module__}:{self.backend_script}")
+            self._run_jobs()
+        except BaseException:
+            self._close()
+            raise
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Release the engine. Idempotent; later calls to other methods raise EngineClosedError."""
+        if self._closed:
+            return
+        self._check_thread()
+        try:
+            self._drain_console()
+        except JSEngineMLError:
+            pass
+        self._closed = True
+        self._close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{type(self).__name__} {self.name} {state}>"
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._owner:
+            raise WrongThreadError(
+                f"this {self.name} engine belongs to thread {self._owner_name!r} and was used from "
+                f"{threading.current_thread().name!r}. Engines are single-threaded: create one per thread "
+                f"(see jsengine_ml.ThreadLocalEngine)."
+            )
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise EngineClosedError(f"this {self.name} engine is closed; create a new one")
+        self._check_thread()
+
+    # ------------------------------------------------------------------ evaluation
+    def eval(self, source: str, *, filename: str = "<eval>") -> Any:
+        """Evaluate ``source`` as a script named ``filename`` and return its completion value.
+
+        Primitives come back as Python values; arrays and objects as their JSON (lists, dicts);
+        ``undefined`` as ``None``. Promise jobs queued by the script run before this returns.
+        """
+        self._check_usable()
+        if not isinstance(source, str):
+            raise InputError(f"source must be str, got {type(source).__name__}")
+        try:
+            value = self._exec(source, filename)
+            self._run_jobs()
+        finally:
+            self._drain_console()
+        return self._decode(value)
+
+    def eval_file(self, path: str | os.PathLike[str]) -> Any:
+        """Evaluate a local JavaScript file; stack traces name it."""
+        path = Path(path)
+        return self.eval(path.read_text(encoding="utf-8"), filename=str(path))
+
+    def function(self, expression: str) -> JSFunction:
+        """Return a callable for the function that ``expression`` evaluates to (a global name or path)."""
+        self._check_usable()
+        return JSFunction(self, expression)
+
+    def call(self, expression: str, *args: Any) -> Any:
+        """Call the function ``expression`` evaluates to with JSON-able ``args``; ``this`` is its owner."""
+        self._check_usable()
+        fn_id = self._register_function(expression)
+        try:
+            args_json = json.dumps(list(args), allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"arguments to {expression} must be JSON-able (numbers, strings, lists, dicts); {exc}. "
+                f"Move arrays with put_array() or transform()."
+            ) from exc
+        try:
+            value = self._call_registered(fn_id, args_json)
+            self._run_jobs()
+        finally:
+            self._drain_console()
+        return self._decode(value)
+
+    def _register_function(self, expression: str) -> int:
+        fn_id = self._fn_ids.get(expression)
+        if fn_id is None:
+            fn_id = len(self._fn_ids) + 1
+            match = _DOTTED.match(expression.strip())
+            if match:
+                resolver = f"function(){{var o=({match['owner']});return [o,o[{json.dumps(match['prop'])}]]}}"
+            else:
+                resolver = f"function(){{return [undefined,({expression})]}}"
+            self._exec(f"__jsml.fns[{fn_id}]={resolver};{fn_id}", f"<function {expression}>")
+            self._fn_ids[expression] = fn_id
+        return fn_id
+
+    @staticmethod
+    def _decode(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(JSON_SENTINEL):
+            return json.loads(value[len(JSON_SENTINEL) :])
+        return value
+
+    # ------------------------------------------------------------------ arrays
+    def put_array(self, name: str, array: Any) -> None:
+        """Set the JS global ``name`` to a Float32Array / Int32Array / Uint8Array copy of ``array``.
+
+        Shape is available in JS as ``__jsml.io.shapes[name]``.
+        """
+        self._check_usable()
+        if not re.match(r"^[A-Za-z_$][\w$]*$", name):
+            raise InputError(f"array name must be a JS identifier, got {name!r}")
+        array = as_transfer_array(array, what=f"array for {name!r}")
+        self._put(name, array)
+
+    def get_array(self, expression: str) -> np.ndarray:
+        """Evaluate ``expression`` (a typed array, or nested arrays of numbers) into a numpy copy."""
+        self._check_usable()
+        try:
+            packed = self._get_packed(expression)
+        finally:
+            self._drain_console()
+        return unpack_array(packed)
+
+    def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None) -> np.ndarray:
+        """Call ``function(typedArray, shape, ...args)`` in one crossing and return its result as numpy.
+
+        The function may return a typed array, nested arrays of numbers, ``{data, shape}``, or a
+        promise of one of these (which is then settled, see :meth:`settle`).
+        """
+        self._check_usable()
+        array = as_transfer_array(array, what="input")
+        fn_id = self._register_function(function)
+        args_json = json.dumps(list(args))
+        try:
+            packed = self._transform_packed(fn_id, array, args_json)
+            header = np.frombuffer(packed, dtype="<i4", count=2)
+            if int(header[0]) == PENDING_CODE:
+                settle_id = int(np.frombuffer(packed, dtype="<i4", count=3)[2])
+                self._settle_id(settle_id, timeout, f"{function}(...)")
+                packed = self._get_packed(f"__jsml.settled.take({settle_id})")
+        finally:
+            self._drain_console()
+        return unpack_array(packed)
+
+    # ------------------------------------------------------------------ promises and timers
+    def settle(self, expression: str, *, timeout: float | None = None) -> Any:
+        """Evaluate ``expression``, wait for the promise it gives (if any) and return its value.
+
+        Pumps promise jobs and the shim's timer queue until the promise settles, the deadline
+        (``timeout`` seconds, default 30) passes (:class:`JSTimeoutError`), or nothing is left that
+        could settle it (:class:`ShimError`). A rejection raises :class:`JSError`.
+        """
+        self._check_usable()
+        settle_id = self._exec(f"__jsml.settled.start(function(){{return ({expression})}})", "<settle>")
+        try:
+            self._settle_id(int(settle_id), timeout, expression)
+            value = self._exec(f"__jsml.out(__jsml.settled.value({int(settle_id)}))", "<settle>")
+        finally:
+            self._drain_console()
+        return self._decode(value)
+
+    def _settle_id(self, settle_id: int, timeout: float | None, what: str) -> None:
+        deadline = time.monotonic() + (30.0 if timeout is None else timeout)
+        while True:
+            self._run_jobs()
+            status = json.loads(self._exec(f"__jsml.settled.poll({settle_id})", "<settle>"))
+            if status["state"] == "fulfilled":
+                return
+            if status["state"] == "rejected":
+                self._exec(f"__jsml.settled.forget({settle_id})", "<settle>")
+                err = status["error"]
+                raise JSError(
+                    f"promise from {what} rejected: {err['name']}: {err['message']}",
+                    js_name=err["name"],
+                    js_message=err["message"],
+                    js_stack=err.get("stack") or "",
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._exec(f"__jsml.settled.forget({settle_id})", "<settle>")
+                raise JSTimeoutError(f"promise from {what} did not settle within {timeout or 30.0:g} s")
+            if status.get("progress"):
+                continue
+            next_timer = status.get("next")
+            if next_timer is None:
+                self._exec(f"__jsml.settled.forget({settle_id})", "<settle>")
+                raise ShimError(
+                    f"promise from {what} can never settle: no timers or jobs are pending in the engine"
+                )
+            if next_timer:
+                time.sleep(min(next_timer / 1000.0, remaining, 0.05))
+
+    def run_timers(self) -> int:
+        """Run every timer that is due now (and the jobs they queue); return how many timers are left."""
+        self._check_usable()
+        try:
+            left = self._exec("__jsml.timers.runDue()", "<timers>")
+            self._run_jobs()
+        finally:
+            self._drain_console()
+        return int(left)
+
+    # ------------------------------------------------------------------ fetch-less resources
+    def add_resource(self, url: str, data: bytes | bytearray | memoryview | str | os.PathLike[str]) -> None:
+        """Serve ``data`` (bytes, or the contents of a local file path) to ``fetch(url)`` in the engine.
+
+        ``url`` may be a full URL, a relative path or a bare file name; a fetch matches it exactly,
+        without a leading ``./`` or query string, or by its last path segment.
+        """
+        self._check_usable()
+        if isinstance(data, (str, os.PathLike)):
+            path = Path(data)
+            try:
+                payload = path.read_bytes()
+            except OSError as exc:
+                raise ResourceError(f"cannot read resource file {path} for {url!r}: {exc}") from exc
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload = bytes(data)
+        else:
+            raise InputError(f"resource data must be bytes or a file path, got {type(data).__name__}")
+        slot = self._resources.setdefault(url, len(self._resources) + 1)
+        self._put(f"__jsml_res{slot}", np.frombuffer(payload, dtype=np.uint8) if payload else np.zeros(0, np.uint8))
+        self._exec(f"__jsml.resources.add({json.dumps(url)}, __jsml_res{slot}); delete globalThis.__jsml_res{slot}", "<resource>")
+
+    def resources(self) -> list[str]:
+        """URLs registered with :meth:`add_resource`."""
+        return list(self._resources)
+
+    # ------------------------------------------------------------------ bundles
+    def load_bundle(
+        self, source: str, *, filename: str = "<bundle>", name: str | None = None, function: str = "predict"
+    ) -> JSFunction:
+        """Evaluate a (webpack or hand-written) bundle and find its exported entry function.
+
+        ``name`` is the library / global name when known; ``function`` the entry's name. Returns a
+        handle on the entry (``__jsml_entry``). Raises :class:`ShimError` listing where it looked.
+        """
+        self.eval("__jsml_exports.begin()", filename="<bundle-begin>")
+        try:
+            self.eval(source, filename=filename)
+        finally:
+            found = json.loads(self.eval(f"__jsml_exports.find({json.dumps(json.dumps({'name': name, 'function': function}))})"))
+        if not found.get("found"):
+            looked = "; ".join(found.get("looked_at") or [])
+            raise ShimError(
+                f"{filename}: no exported {function!r} function found. Looked at: {looked}. Export it "
+                f"(module.exports, a webpack library, or a global) or pass name=/function=."
+            )
+        self.entry_path = found["found"]
+        return self.function("__jsml_entry")
+
+    def installed_shims(self) -> list[str]:
+        """Names of the stand-ins the shims had to install because this engine lacks them."""
+        return list(self.eval("__jsml.installed"))
