@@ -41,7 +41,7 @@ console_log = logging.getLogger("jsengine_ml.console")
 
 #: Shims evaluated, in this order, into every new engine. Each file guards itself and records in
 #: ``__jsml.installed`` which stand-ins the engine was missing.
-SHIMS = ("global.js", "encoding.js", "timers.js", "promise.js", "fetch.js", "io.js", "exports.js")
+SHIMS = ("global.js", "encoding.js", "reflect.js", "timers.js", "promise.js", "fetch.js", "io.js", "exports.js")
 
 #: numpy dtype <-> code used in the packed array header shared with ``shims/io.js``.
 DTYPE_CODES = {np.dtype(np.float32): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3}

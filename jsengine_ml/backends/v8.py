@@ -147,7 +147,7 @@ class V8Engine(Engine):
         return view
 
     def _get_packed(self, expression: str) -> memoryview:
-        return self._packed(f"__jsml.io.pack({expression}).buffer")
+        return self._packed(f"__jsml.v8.keep(__jsml.io.pack({expression}))")
 
     def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> memoryview:
         nbytes = array.nbytes

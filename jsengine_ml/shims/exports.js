@@ -374,6 +374,7 @@ var __jsml_exports = (function () {
       G.__jsml_entry = function () {
         return f.apply(owner, arguments);
       };
+      G.__jsml_entry.target = f;  // the exported function itself (its own properties, e.g. jsengineMlInfo)
       G.__jsml_entry_path = hit.path;
       return JSON.stringify({ found: hit.path, looked_at: looked });
     } catch (e) {
