@@ -268,6 +268,18 @@ class Engine(ABC):
         state = "closed" if self._closed else "open"
         return f"<{type(self).__name__} {self.name} {state}>"
 
+    def adopt(self) -> None:
+        """Make the calling thread this engine's owner (hand a fully loaded engine to another thread).
+
+        For a loader thread that builds and warms an engine and then hands it to the thread that
+        will use it: the receiving thread calls ``adopt()`` before its first use. The previous
+        owner must not touch the engine again (it now gets :class:`WrongThreadError`), and the
+        hand-off itself must be ordered (a queue, a lock or ``Thread.join``) so that the two threads
+        never use the engine at the same time. Adopting a closed engine is allowed (and pointless).
+        """
+        self._owner = threading.get_ident()
+        self._owner_name = threading.current_thread().name
+
     def _check_thread(self) -> None:
         if threading.get_ident() != self._owner:
             raise WrongThreadError(
@@ -297,6 +309,10 @@ class Engine(ABC):
         finally:
             self._drain_console()
         return self._decode(value)
+
+    def exec(self, source: str, *, filename: str = "<exec>") -> None:
+        """Evaluate ``source`` for its effects only (its completion value is discarded, never converted)."""
+        self.eval(f"{source}\n;void 0", filename=filename)
 
     def eval_file(self, path: str | os.PathLike[str]) -> Any:
         """Evaluate a local JavaScript file; stack traces name it."""
@@ -482,7 +498,7 @@ class Engine(ABC):
         """
         self.eval("__jsml_exports.begin()", filename="<bundle-begin>")
         try:
-            self.eval(source, filename=filename)
+            self.exec(source, filename=filename)
         finally:
             found = json.loads(self.eval(f"__jsml_exports.find({json.dumps(json.dumps({'name': name, 'function': function}))})"))
         if not found.get("found"):

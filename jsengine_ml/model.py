@@ -257,14 +257,14 @@ def ensure_tfjs(engine: Engine) -> None:
     if engine.eval("typeof __jsml.tfjsVersion === 'string'"):
         return
     dist = tfjs_dist(engine.capabilities().es_version)
-    engine.eval(dist.read_text(encoding="utf-8"), filename=str(dist))
-    engine.eval(read_shim("tfjs_platform.js"), filename="jsengine_ml/shims/tfjs_platform.js")
+    engine.exec(dist.read_text(encoding="utf-8"), filename=str(dist))
+    engine.exec(read_shim("tfjs_platform.js"), filename="jsengine_ml/shims/tfjs_platform.js")
     _ensure_model_runtime(engine)
 
 
 def _ensure_model_runtime(engine: Engine) -> None:
     if not engine.eval("typeof __jsml.models === 'object'"):
-        engine.eval(read_shim("model.js"), filename="jsengine_ml/shims/model.js")
+        engine.exec(read_shim("model.js"), filename="jsengine_ml/shims/model.js")
 
 
 def read_layers_artifact(model_json: Path) -> tuple[dict[str, Any], dict[str, bytes]]:

@@ -85,10 +85,13 @@ class V8Engine(Engine):
         self._out: Any = None
 
     def _run(self, code: str) -> Any:
+        return self._guard(self._racer.eval, code, timeout_sec=self.time_limit)
+
+    def _guard(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         import py_mini_racer as mr
 
         try:
-            return self._racer.eval(code, timeout_sec=self.time_limit)
+            return fn(*args, **kwargs)
         except mr.JSTimeoutException as exc:
             raise JSTimeoutError(
                 f"JavaScript ran longer than the time limit of {self.time_limit:g} s and was stopped; "
@@ -124,7 +127,7 @@ class V8Engine(Engine):
         # A handle on a JS object / array / function: let JS render it as tagged JSON.
         if self._out is None:
             self._out = self._run("__jsml.out")
-        return self._out(value)
+        return self._guard(self._out, value)
 
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
         value = self._run(f"__jsml.v8.call({fn_id},{args_json})")

@@ -56,7 +56,11 @@
     if (t === 'function') {
       return '\ue000json:' + JSON.stringify({ 'function': value.name || '(anonymous)' });
     }
-    return '\ue000json:' + JSON.stringify(value, ns.jsonReplacer);
+    try {
+      return '\ue000json:' + JSON.stringify(value, ns.jsonReplacer);
+    } catch (e) {  // cyclic or otherwise unserializable: describe it rather than fail the call
+      return '\ue000json:' + JSON.stringify({ unserializable: Object.prototype.toString.call(value), reason: String(e.message) });
+    }
   };
   ns.jsonReplacer = function (key, value) {
     if (value && typeof value === 'object' && typeof value.length === 'number' &&
