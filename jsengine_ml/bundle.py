@@ -130,7 +130,8 @@ def write_bundle(
     info = {
         "name": name or model_json.parent.name,
         "inputShape": input_shape,
-        "outputShape": [None, output_width],
+        # post-processing may change the width: then the loader learns it from a first prediction
+        "outputShape": [None, None if post else output_width],
         "outputWidth": output_width,
         "inputDtype": input_dtype,
         "tfjs": TFJS_VERSION,

@@ -398,7 +398,7 @@ class Engine(ABC):
             if int(header[0]) == PENDING_CODE:
                 settle_id = int(np.frombuffer(packed, dtype="<i4", count=3)[2])
                 self._settle_id(settle_id, timeout, f"{function}(...)")
-                packed = self._get_packed(f"__jsml.settled.take({settle_id})")
+                packed = self._get_packed(f"__jsml.settled.value({settle_id})")
         finally:
             self._drain_console()
         return unpack_array(packed)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .backends import get_backend
 from .engine import Engine, read_shim
-from .errors import InputError, JSEngineMLError, ModelError
+from .errors import InputError, JSEngineMLError, ModelError, ShimError
 from .runtime import tfjs_dist
 
 PREDICT_FN = "__jsml.models.predict"
@@ -379,7 +379,12 @@ def load_bundle(
     target, owns = _open_engine(backend, engine, engine_options)
     try:
         _ensure_model_runtime(target)
-        target.load_bundle(source, filename=str(bundle), name=name, function=function)
+        try:
+            target.load_bundle(source, filename=str(bundle), name=name, function=function)
+        except ShimError as exc:
+            raise ModelError(f"{bundle}: not a model bundle: {exc}") from exc
+        except JSEngineMLError as exc:
+            raise ModelError(f"{bundle}: the bundle failed to load: {exc}") from exc
         model_id = next(_model_ids)
         declared = target.call("__jsml.models.bundle", model_id)
         info = json.loads(declared) if declared else {}

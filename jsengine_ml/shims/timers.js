@@ -95,7 +95,6 @@
         progress: ns.timers.ran + micro.length });
     },
     value: function (id) { var v = slots[id].value; delete slots[id]; return v; },
-    take: function (id) { var v = slots[id].value; delete slots[id]; return ns.io.pack(v); },
     forget: function (id) { delete slots[id]; }
   };
 })(Function('return this')());

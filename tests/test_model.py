@@ -1,0 +1,184 @@
+"""DenseMatrixModel and loading: input handling, bad artifacts, bundles, the CLI bundle command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import jsengine_ml
+from jsengine_ml import InputError, ModelError
+from jsengine_ml.conformance.model_suite import golden, reference_models_dir
+from jsengine_ml.model import load
+
+WINE = reference_models_dir() / "wine"
+BACKENDS = [i.name for i in jsengine_ml.available_backends() if i.available]
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest):
+    with jsengine_ml.create_engine(request.param) as eng:
+        yield eng
+
+
+@pytest.fixture
+def wine(engine):
+    with load(WINE, engine=engine) as model:
+        yield model
+
+
+def test_predict_shapes_dtypes_and_containers(wine) -> None:
+    x, y = golden("wine")
+    assert wine.predict(x[:0]).shape == (0, 3)
+    one = wine.predict(x[:1])
+    assert one.shape == (1, 3) and one.dtype == np.float32
+    np.testing.assert_allclose(wine.predict(x.astype(np.float64)), y, atol=1e-5)
+    np.testing.assert_allclose(wine.predict(x.tolist()), y, atol=1e-5)
+    pd = pytest.importorskip("pandas")
+    np.testing.assert_allclose(wine.predict(pd.DataFrame(x)), y, atol=1e-5)
+
+
+def test_chunked_batches_equal_one_batch(wine) -> None:
+    x, _ = golden("wine")
+    whole = wine.predict(x)
+    wine.max_batch_rows = 7
+    np.testing.assert_array_equal(wine.predict(x), whole)
+
+
+def test_no_tensor_leak_across_predictions(wine) -> None:
+    x, _ = golden("wine")
+    wine.predict(x)
+    before = wine.tensors_in_engine()
+    for _ in range(10):
+        wine.predict(x)
+    assert wine.tensors_in_engine() == before
+
+
+def test_metadata_describes_model_and_engine(wine, engine) -> None:
+    md = wine.metadata
+    assert md.input_shape == (None, 13) and md.output_shape == (None, 3)
+    assert md.n_features == 13 and md.n_outputs == 3 and md.kind == "tfjs-layers"
+    assert md.backend == engine.name and md.engine == engine.capabilities().engine
+    assert md.extra["tfjs"] == "4.22.0"
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (np.zeros((2, 12), np.float32), "12 columns"),
+        (np.zeros(13, np.float32), "2-D"),
+        (np.array([[np.nan] * 13], np.float32), "non-finite"),
+        (np.array([[np.inf] * 13]), "non-finite"),
+        ([[1.0] * 13, [1.0] * 12], "ragged"),
+        (np.array([["a"] * 13]), "dtype"),
+    ],
+)
+def test_bad_rows_are_refused_and_model_stays_usable(wine, rows, message) -> None:
+    with pytest.raises(InputError, match=message):
+        wine.predict(rows)
+    x, y = golden("wine")
+    np.testing.assert_allclose(wine.predict(x), y, atol=1e-5)
+
+
+def _copy_wine(tmp_path: Path) -> Path:
+    target = tmp_path / "wine"
+    shutil.copytree(WINE, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda d: (d / "model.json").write_text((d / "model.json").read_text()[:200]), "not valid JSON"),
+        (lambda d: (d / "model.json").write_text("{}"), "no modelTopology"),
+        (lambda d: next(d.glob("*.bin")).write_bytes(next(d.glob("*.bin")).read_bytes()[:-4]), "wrong size"),
+        (lambda d: next(d.glob("*.bin")).unlink(), "missing"),
+    ],
+    ids=["truncated-json", "not-a-model", "short-shard", "missing-shard"],
+)
+def test_broken_artifacts_name_the_file_and_engine_survives(engine, tmp_path, damage, message) -> None:
+    folder = _copy_wine(tmp_path)
+    damage(folder)
+    with pytest.raises(ModelError, match=message) as info:
+        load(folder, engine=engine)
+    assert str(folder) in str(info.value)
+    with load(WINE, engine=engine) as model:
+        np.testing.assert_allclose(model.predict(golden("wine")[0]), golden("wine")[1], atol=1e-5)
+
+
+def test_bundle_without_predict_is_a_clear_error(engine, tmp_path) -> None:
+    bundle = tmp_path / "nothing.js"
+    bundle.write_text("var helper = { score: function () { return 1; } };")
+    with pytest.raises(ModelError, match="nothing.js") as info:
+        load(bundle, engine=engine, n_features=2)
+    assert "helper" in str(info.value)
+    assert engine.eval("1 + 1") == 2
+
+
+def test_bundle_whose_output_is_not_2d_is_refused(engine, tmp_path) -> None:
+    bundle = tmp_path / "flat.js"
+    bundle.write_text("function predict(rows) { return rows.map(function (r) { return r[0]; }); }")
+    with pytest.raises(ModelError, match="2-D"):
+        load(bundle, engine=engine, n_features=2).predict(np.ones((3, 2), np.float32))
+
+
+def test_async_bundle_returning_typed_arrays(engine, tmp_path) -> None:
+    bundle = tmp_path / "async.js"
+    bundle.write_text(
+        "module.exports = { predict: function (rows) { return new Promise(function (ok) {"
+        " setTimeout(function () { var out = new Float32Array(rows.length * 2);"
+        " for (var i = 0; i < rows.length; i++) { out[2*i] = rows[i][0] + rows[i][1]; out[2*i+1] = -1; }"
+        " ok({data: out, shape: [rows.length, 2]}); }, 1); }); } };"
+    )
+    model = load(bundle, engine=engine, n_features=2)
+    out = model.predict(np.array([[1, 2], [3, 4]], np.float32))
+    np.testing.assert_array_equal(out, [[3, -1], [7, -1]])
+    assert model.metadata.n_outputs == 2
+
+
+def test_bundle_with_pre_and_post_processing_matches_keras(tmp_path) -> None:
+    from jsengine_ml.bundle import write_bundle
+    from jsengine_ml.demo import wine_stream
+
+    scaler = json.loads((WINE / "preprocess.json").read_text())
+    pre = tmp_path / "pre.js"
+    pre.write_text(
+        f"var MEAN = {json.dumps(scaler['mean'])}, SCALE = {json.dumps(scaler['scale'])};\n"
+        "function preprocess(rows) { return rows.map(function (r) {"
+        " return r.map(function (v, j) { return (v - MEAN[j]) / SCALE[j]; }); }); }"
+    )
+    post = tmp_path / "post.js"
+    post.write_text("function postprocess(rows) { return rows.map(function (p) { return p.concat([p.indexOf(Math.max.apply(null, p))]); }); }")
+    bundle = write_bundle(WINE, tmp_path / "wine.bundle.js", pre=pre, post=post)
+    raw = np.load(WINE / "stream.npz")["x_raw"]
+    x, labels = wine_stream()
+    with load(WINE) as reference, load(bundle, n_features=13) as model:
+        out = model.predict(raw)
+        np.testing.assert_allclose(out[:, :3], reference.predict(x), atol=1e-5)
+        np.testing.assert_array_equal(out[:, 3], np.argmax(out[:, :3], axis=1))
+    assert np.mean(out[:, 3] == labels) > 0.9
+
+
+def test_missing_tfjs_names_the_install_command(monkeypatch, tmp_path) -> None:
+    from jsengine_ml import runtime
+
+    monkeypatch.setattr(runtime, "candidate_dirs", lambda: [tmp_path])
+    with pytest.raises(ModelError, match="jsengine-ml install-js"):
+        load(WINE)
+
+
+def test_cli_bundle_and_predict(tmp_path, capsys) -> None:
+    from jsengine_ml.cli import main
+
+    out = tmp_path / "wine.bundle.js"
+    assert main(["bundle", str(WINE), "-o", str(out)]) == 0
+    assert "bytes" in capsys.readouterr().out
+    x, y = golden("wine")
+    csv = tmp_path / "rows.csv"
+    np.savetxt(csv, x[:5], delimiter=",")
+    assert main(["predict", str(out), str(csv)]) == 0
+    printed = np.loadtxt(capsys.readouterr().out.splitlines(), delimiter=",")
+    np.testing.assert_allclose(printed, y[:5], atol=1e-5)
