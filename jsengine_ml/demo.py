@@ -39,14 +39,15 @@ def run_demo(backend: str | None = None, *, every: int = 10) -> int:
           f"{len(x)} streamed records")
     correct = 0
     with model:
-        for i, (row, label) in enumerate(zip(x, y), start=1):
+        for i, (row, label) in enumerate(zip(x, y, strict=True), start=1):
             proba = model.predict(row.reshape(1, -1))[0]
             correct += int(np.argmax(proba) == label)
             if i % every == 0 or i == len(x):
                 print(f"  record {i:3d}: predicted {int(np.argmax(proba))} (p={proba.max():.3f}), "
                       f"true {int(label)}, running accuracy {correct / i:.3f}")
     print("\nSame stream on every installed engine:")
-    print(f"  {'backend':<9} {'engine':<22} {'load s':>7} {'rows/s (1 per call)':>20} {'rows/s (one batch)':>19} {'accuracy':>9}")
+    header = f"{'backend':<9} {'engine':<22} {'load s':>7} {'rows/s (1 per call)':>20} {'rows/s (one batch)':>19}"
+    print(f"  {header} {'accuracy':>9}")
     for info in available_backends():
         if not info.available:
             print(f"  {info.name:<9} unavailable: {info.reason}")

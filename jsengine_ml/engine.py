@@ -481,7 +481,9 @@ class Engine(ABC):
             raise InputError(f"resource data must be bytes or a file path, got {type(data).__name__}")
         slot = self._resources.setdefault(url, len(self._resources) + 1)
         self._put(f"__jsml_res{slot}", np.frombuffer(payload, dtype=np.uint8) if payload else np.zeros(0, np.uint8))
-        self._exec(f"__jsml.resources.add({json.dumps(url)}, __jsml_res{slot}); delete globalThis.__jsml_res{slot}", "<resource>")
+        self._exec(
+            f"__jsml.resources.add({json.dumps(url)}, __jsml_res{slot}); delete globalThis.__jsml_res{slot}", "<resource>"
+        )
 
     def resources(self) -> list[str]:
         """URLs registered with :meth:`add_resource`."""
@@ -500,7 +502,8 @@ class Engine(ABC):
         try:
             self.exec(source, filename=filename)
         finally:
-            found = json.loads(self.eval(f"__jsml_exports.find({json.dumps(json.dumps({'name': name, 'function': function}))})"))
+            hint = json.dumps(json.dumps({"name": name, "function": function}))
+            found = json.loads(self.eval(f"__jsml_exports.find({hint})"))
         if not found.get("found"):
             looked = "; ".join(found.get("looked_at") or [])
             raise ShimError(

@@ -116,7 +116,8 @@ class DenseMatrixModel(IModel):
 
     def __repr__(self) -> str:
         m = self._metadata
-        return f"<DenseMatrixModel {m.kind} {m.source!r} v={m.version} on {m.backend} ({m.n_features} -> {m.n_outputs})>"
+        where = f"v={m.version} on {m.backend} ({m.n_features} -> {m.n_outputs})"
+        return f"<DenseMatrixModel {m.kind} {m.source!r} {where}>"
 
     # ------------------------------------------------------------------ scoring
     def predict(self, rows: Any) -> np.ndarray:

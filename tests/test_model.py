@@ -112,7 +112,7 @@ def test_broken_artifacts_name_the_file_and_engine_survives(engine, tmp_path, da
 def test_bundle_without_predict_is_a_clear_error(engine, tmp_path) -> None:
     bundle = tmp_path / "nothing.js"
     bundle.write_text("var helper = { score: function () { return 1; } };")
-    with pytest.raises(ModelError, match="nothing.js") as info:
+    with pytest.raises(ModelError, match=r"nothing\.js") as info:
         load(bundle, engine=engine, n_features=2)
     assert "helper" in str(info.value)
     assert engine.eval("1 + 1") == 2
@@ -151,7 +151,10 @@ def test_bundle_with_pre_and_post_processing_matches_keras(tmp_path) -> None:
         " return r.map(function (v, j) { return (v - MEAN[j]) / SCALE[j]; }); }); }"
     )
     post = tmp_path / "post.js"
-    post.write_text("function postprocess(rows) { return rows.map(function (p) { return p.concat([p.indexOf(Math.max.apply(null, p))]); }); }")
+    post.write_text(
+        "function postprocess(rows) { return rows.map(function (p) {"
+        " return p.concat([p.indexOf(Math.max.apply(null, p))]); }); }"
+    )
     bundle = write_bundle(WINE, tmp_path / "wine.bundle.js", pre=pre, post=post)
     raw = np.load(WINE / "stream.npz")["x_raw"]
     x, labels = wine_stream()

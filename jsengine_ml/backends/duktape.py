@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..engine import DTYPE_CODES, Capabilities, Engine
+from ..errors import BackendUnavailableError, CapabilityError, JSEngineMLError, JSError
 from ._reports import error_from_report, with_filename
-from ..errors import BackendUnavailableError, CapabilityError, JSEngineMLError, JSError, JSSyntaxError
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _CONSOLE_FN = "jsengine_ml.console"

@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 
 from ..engine import DTYPE_CODES, Capabilities, Engine
-from ._reports import error_from_report, with_filename
 from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
     JSError,
     JSMemoryLimitError,
-    JSSyntaxError,
     JSTimeoutError,
 )
+from ._reports import error_from_report, with_filename
 
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 

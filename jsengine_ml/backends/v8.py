@@ -198,7 +198,8 @@ def _js_error(text: str) -> JSError:
     if name == "Uncaught":  # e.g. "Uncaught 42" for a thrown non-error value
         name, message = "Error", f"non-error value thrown: {message}"
     where = f" at {location['file']}:{location['line']}" if location else ""
-    return JSError(f"{name}: {message}{where}\n{stack.strip()}".rstrip(), js_name=name, js_message=message, js_stack=stack.strip())
+    stack = stack.strip()
+    return JSError(f"{name}: {message}{where}\n{stack}".rstrip(), js_name=name, js_message=message, js_stack=stack)
 
 
 def _syntax_error(text: str) -> JSSyntaxError:

@@ -42,7 +42,9 @@ def reference_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pat
 
     out = tmp_path_factory.mktemp("bundles")
     try:
-        return {name: write_bundle(reference_models_dir() / name, out / f"{name}.bundle.js") for name in REFERENCE_MODELS}
+        return {
+            name: write_bundle(reference_models_dir() / name, out / f"{name}.bundle.js") for name in REFERENCE_MODELS
+        }
     except ModelError as exc:  # tfjs not installed
         pytest.skip(str(exc))
 

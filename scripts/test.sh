@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Java for PyFlink, the Python test extras, the pinned npm
+# packages) and run them: lint, the whole pytest suite (slow and Flink cases included), the
+# conformance table and a quick benchmark. Run from the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+
+if ! command -v java >/dev/null 2>&1; then
+  echo "== installing Java (PyFlink needs a JVM)"
+  if command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  else
+    echo "no java and no apt-get: install a Java 11+ runtime for the Flink tests" >&2
+  fi
+fi
+echo "== pip install -e .[test]"
+"$PY" -m pip install -q -e ".[test]"
+echo "== npm ci (tfjs 4.22 + webpack, pinned by jsengine_ml/js/package-lock.json)"
+(cd jsengine_ml/js && npm ci --no-audit --no-fund --loglevel=error)
+echo "== ruff"
+"$PY" -m ruff check jsengine_ml tests benchmarks scripts examples
+echo "== pytest"
+"$PY" -m pytest -q -ra
+echo "== conformance table"
+"$PY" -m jsengine_ml.cli conformance -- -q -m "not slow"
+echo "== quick benchmark"
+"$PY" -m jsengine_ml.cli bench --quick --out "${TMPDIR:-/tmp}/jsengine-ml-bench-quick"
