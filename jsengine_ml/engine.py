@@ -482,7 +482,8 @@ class Engine(ABC):
         slot = self._resources.setdefault(url, len(self._resources) + 1)
         self._put(f"__jsml_res{slot}", np.frombuffer(payload, dtype=np.uint8) if payload else np.zeros(0, np.uint8))
         self._exec(
-            f"__jsml.resources.add({json.dumps(url)}, __jsml_res{slot}); delete globalThis.__jsml_res{slot}", "<resource>"
+            f"__jsml.resources.add({json.dumps(url)}, __jsml_res{slot}); delete globalThis.__jsml_res{slot}",
+            "<resource>",
         )
 
     def resources(self) -> list[str]:

@@ -20,9 +20,17 @@ import numpy as np
 from .backends import get_backend
 from .engine import Engine, read_shim
 from .errors import InputError, JSEngineMLError, ModelError, ShimError
+from .kernels import compile_ops
+from .kernels import define as define_kernels
 from .runtime import tfjs_dist
 
-PREDICT_FN = "__jsml.models.predict"
+#: JS entry points per runtime: (predict, dispose).
+RUNTIME_FUNCTIONS = {
+    "tfjs": ("__jsml.models.predict", "__jsml.models.dispose"),
+    "bundle": ("__jsml.models.predict", "__jsml.models.dispose"),
+    "kernels": ("__jsml.kernels.predict", "__jsml.kernels.dispose"),
+}
+RUNTIMES = ("tfjs", "kernels", "auto")
 DEFAULT_MAX_BATCH_ROWS = 65536
 _model_ids = itertools.count(1)
 
@@ -98,8 +106,11 @@ class DenseMatrixModel(IModel):
         *,
         owns_engine: bool,
         max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+        runtime: str = "tfjs",
     ):
         self.engine = engine
+        self.runtime = runtime
+        self._predict_fn, self._dispose_fn = RUNTIME_FUNCTIONS[runtime]
         self._model_id = model_id
         self._metadata = metadata
         self._owns_engine = owns_engine
@@ -135,7 +146,7 @@ class DenseMatrixModel(IModel):
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
-        out = self.engine.transform(PREDICT_FN, chunk, self._model_id)
+        out = self.engine.transform(self._predict_fn, chunk, self._model_id)
         n = chunk.shape[0]
         if out.ndim != 2 or out.shape[0] != n:
             raise ModelError(
@@ -198,7 +209,7 @@ class DenseMatrixModel(IModel):
         if self._owns_engine:
             self.engine.close()
         elif not self.engine.closed:
-            self.engine.call("__jsml.models.dispose", self._model_id)
+            self.engine.call(self._dispose_fn, self._model_id)
 
 
 # ---------------------------------------------------------------------- loading
@@ -210,13 +221,14 @@ def load(
     version: str | None = None,
     warmup: bool = True,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
-    **engine_options: Any,
+    **options: Any,
 ) -> DenseMatrixModel:
     """Load a TF.js Layers artifact (a ``model.json`` or its folder) or a ``.js`` bundle.
 
     ``backend`` picks the engine (name, ``$JSENGINE_ML_BACKEND``, or the best available); pass an
     existing ``engine`` to share it instead (the model then does not close it). ``engine_options``
-    (``time_limit``, ``memory_limit``) go to the new engine.
+    (``time_limit``, ``memory_limit``) go to the new engine; ``runtime=`` (artifacts) and
+    ``name=``/``function=``/``n_features=`` (bundles) go to :func:`load_layers` / :func:`load_bundle`.
     """
     path = Path(path)
     if path.is_dir():
@@ -225,7 +237,7 @@ def load(
         raise ModelError(f"{path}: no such model file or folder")
     loader = load_bundle if path.suffix in (".js", ".mjs", ".cjs") else load_layers
     return loader(path, backend, engine=engine, version=version, warmup=warmup,
-                  max_batch_rows=max_batch_rows, **engine_options)
+                  max_batch_rows=max_batch_rows, **options)
 
 
 def _open_engine(backend: str | None, engine: Engine | None, options: dict[str, Any]) -> tuple[Engine, bool]:
@@ -324,13 +336,31 @@ def load_layers(
     version: str | None = None,
     warmup: bool = True,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    runtime: str = "tfjs",
     **engine_options: Any,
 ) -> DenseMatrixModel:
-    """Load a TF.js Layers artifact (model.json + shards) through tfjs 4.22's own loader, fetch-less."""
+    """Load a TF.js Layers artifact (model.json + shards).
+
+    ``runtime="tfjs"`` runs it on tfjs 4.22, loaded through tfjs's own HTTP loader served by the
+    fetch-less shim. ``runtime="kernels"`` runs Dense-only models as plain-JS typed-array loops
+    (no tfjs; far less per-call overhead; see :mod:`jsengine_ml.kernels`); ``"auto"`` picks
+    kernels when every layer allows it, else tfjs.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
     model_json = Path(model_json)
     spec, shards = read_layers_artifact(model_json)
+    compiled = None
+    if runtime in ("kernels", "auto"):
+        try:
+            compiled = compile_ops(spec, shards, str(model_json))
+        except ModelError:
+            if runtime == "kernels":
+                raise
     target, owns = _open_engine(backend, engine, engine_options)
     try:
+        if compiled is not None:
+            return _load_kernels(target, owns, model_json, compiled, version, warmup, max_batch_rows)
         ensure_tfjs(target)
         model_id = next(_model_ids)
         base = f"jsengine-ml-model-{model_id}"
@@ -339,6 +369,7 @@ def load_layers(
             target.add_resource(f"{base}/{rel}", data)
         try:
             info = json.loads(target.settle(f"__jsml.models.layersUrl({model_id}, '{base}/model.json')", timeout=120))
+            info["runtime"] = "tfjs"
         except JSEngineMLError as exc:
             raise ModelError(f"{model_json}: tfjs could not load the model: {exc}") from exc
         model = DenseMatrixModel(target, model_id, _metadata(target, "tfjs-layers", model_json, version, info),
@@ -352,6 +383,23 @@ def load_layers(
         if owns:
             target.close()
         raise
+
+
+def _load_kernels(
+    target: Engine, owns: bool, model_json: Path, compiled: tuple[Any, ...], version: str | None,
+    warmup: bool, max_batch_rows: int,
+) -> DenseMatrixModel:
+    ops, weights, input_shape, width = compiled
+    if not target.eval("typeof __jsml.kernels === 'object'"):
+        target.exec(read_shim("kernels.js"), filename="jsengine_ml/shims/kernels.js")
+    model_id = next(_model_ids)
+    define_kernels(target, model_id, ops, weights)
+    info = {"inputShape": input_shape, "outputShape": [None, width], "runtime": "kernels", "ops": len(ops)}
+    model = DenseMatrixModel(target, model_id, _metadata(target, "tfjs-layers", model_json, version, info),
+                             owns_engine=owns, max_batch_rows=max_batch_rows, runtime="kernels")
+    if warmup:
+        model.warmup()
+    return model
 
 
 def load_bundle(
@@ -397,7 +445,7 @@ def load_bundle(
             info["inputShape"] = [None, n_features]
         info.setdefault("outputShape", [None, None])
         model = DenseMatrixModel(target, model_id, _metadata(target, "bundle", bundle, version, info),
-                                 owns_engine=owns, max_batch_rows=max_batch_rows)
+                                 owns_engine=owns, max_batch_rows=max_batch_rows, runtime="bundle")
         if warmup:
             model._metadata = _learn_output_width(model)
         return model

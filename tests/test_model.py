@@ -185,3 +185,18 @@ def test_cli_bundle_and_predict(tmp_path, capsys) -> None:
     assert main(["predict", str(out), str(csv)]) == 0
     printed = np.loadtxt(capsys.readouterr().out.splitlines(), delimiter=",")
     np.testing.assert_allclose(printed, y[:5], atol=1e-5)
+
+
+def test_kernels_runtime_refuses_unsupported_layers_by_name() -> None:
+    with pytest.raises(ModelError, match=r"'conv1' \(Conv2D\).*runtime='tfjs'"):
+        load(reference_models_dir() / "digits_cnn", runtime="kernels")
+
+
+def test_kernels_runtime_needs_no_tfjs(monkeypatch, tmp_path) -> None:
+    from jsengine_ml import runtime
+
+    monkeypatch.setattr(runtime, "candidate_dirs", lambda: [tmp_path])
+    x, y = golden("wine")
+    with load(WINE, runtime="kernels") as model:
+        np.testing.assert_allclose(model.predict(x), y, atol=1e-5)
+        assert model.metadata.extra["runtime"] == "kernels"

@@ -83,6 +83,17 @@ class ModelConformance:
         self._check(model, name)
 
     @pytest.mark.parametrize("name", REFERENCE_MODELS)
+    def test_reference_model_auto_runtime_matches_keras(self, backend_name: str, name: str) -> None:
+        """runtime="auto": Dense-only models run on the plain-JS kernels, the others fall back to tfjs."""
+        from ..model import load
+
+        model = load(reference_models_dir() / name, backend=backend_name, runtime="auto")
+        assert model.runtime in ("kernels", "tfjs")
+        if name == "wine":
+            assert model.runtime == "kernels"
+        self._check(model, name)
+
+    @pytest.mark.parametrize("name", REFERENCE_MODELS)
     def test_reference_model_bundle_matches_keras(
         self, backend_name: str, name: str, reference_bundles: dict[str, Path]
     ) -> None:
