@@ -83,17 +83,8 @@ def read_shim(name: str) -> str:
     return importlib_resources.files("jsengine_ml.shims").joinpath(name).read_text(encoding="utf-8")
 
 
-def pack_array(array: np.ndarray) -> bytes:
-    """Serialize an array as the packed header + little-endian data used by ``shims/io.js``."""
-    header = np.zeros(HEADER_INTS, dtype="<i4")
-    header[0] = DTYPE_CODES[array.dtype]
-    header[1] = array.ndim
-    header[2 : 2 + array.ndim] = array.shape
-    return header.tobytes() + np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()
-
-
 def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
-    """Inverse of :func:`pack_array`; returns a new (owned) array."""
+    """Read a packed array (header + little-endian data, see ``shims/io.js``) into a new numpy array."""
     raw = np.frombuffer(packed, dtype=np.uint8)
     if raw.size < HEADER_BYTES:
         raise ShimError(f"packed array is truncated ({raw.size} bytes, header needs {HEADER_BYTES})")
