@@ -1,0 +1,522 @@
+"""PyFlink integration: score TF.js models inside Flink jobs, with hot model updates.
+
+Extra: ``pip install 'jsengine-ml[flink]'`` (apache-flink >= 2.0, < 2.4).
+
+* :class:`ModelSpec`: a picklable description of a model (path, backend, version, engine options,
+  optional standardization file). Functions are pickled to the workers; engines are created in
+  ``open()``, never in ``__init__``.
+* :class:`ScoringFunction`: a ``KeyedProcessFunction`` that micro-batches rows (flush at
+  ``batch_size`` rows or ``max_delay_ms`` after the first buffered row, by a processing-time timer,
+  and at the end of a bounded input, by an event-time timer that the final watermark fires) so one
+  engine call scores many rows.
+* :class:`HotScoringFunction`: the same, as a ``KeyedBroadcastProcessFunction`` for
+  ``data.key_by(...).connect(updates.broadcast(MODEL_STATE)).process(...)``: each parallel instance
+  loads every version announced on the broadcast stream in a background thread
+  (:class:`~jsengine_ml.hotswap.HotSwapModel`) and swaps between two batches; rows that arrive
+  before the first model are buffered, not dropped; a version that fails keeps the old one serving.
+* :func:`pandas_scorer`: a vectorized (pandas) scalar UDF for the Table API.
+* :func:`check_execution_mode`: refuses V8 in PyFlink's thread mode (``python.execution-mode:
+  thread``), which crashed the JVM in testing.
+
+Why keyed functions: a plain ``map``/``flat_map`` gets no timers and no end-of-input hook (its
+``close()`` cannot emit), so a micro-batch there is either flushed per count only (the last partial
+batch is lost at the end of a bounded stream) or not at all. Keyed functions get timers: a
+processing-time timer bounds the latency of a partial batch, and an event-time timer at the far
+future is fired by the ``MAX`` watermark Flink emits when a bounded input ends. Key the stream by
+something that spreads records over the parallel instances (e.g. ``id % 64``); the buffer is per
+instance, not per key.
+
+Records: by default an input element is ``(key, features)`` (a tuple or list whose second item is a
+sequence of floats) or a string ``"key,f1,f2,..."``; the output is the string
+``"key,version,class"`` (strings are far cheaper to collect than tuples). Pass ``parse=`` /
+``emit=`` (picklable callables) to change that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+try:  # pyflink is optional: the module imports (and ModelSpec works) without it
+    from pyflink.common import Types
+    from pyflink.datastream.functions import KeyedBroadcastProcessFunction, KeyedProcessFunction, RuntimeContext
+    from pyflink.datastream.state import MapStateDescriptor
+
+    HAVE_PYFLINK = True
+except ImportError:  # pragma: no cover - exercised when the extra is missing
+    HAVE_PYFLINK = False
+
+    class KeyedProcessFunction:  # type: ignore[no-redef]
+        pass
+
+    class KeyedBroadcastProcessFunction:  # type: ignore[no-redef]
+        pass
+
+    RuntimeContext = Any  # type: ignore[misc,assignment]
+
+__all__ = [
+    "MODEL_STATE",
+    "REJECTED",
+    "HotScoringFunction",
+    "ModelSpec",
+    "ModelUpdate",
+    "ScoringFunction",
+    "check_execution_mode",
+    "in_thread_mode",
+    "pandas_scorer",
+]
+
+END_OF_INPUT_TIMER = 2**62  # event-time timer fired by the final MAX watermark of a bounded input
+
+
+def _require_pyflink() -> None:
+    if not HAVE_PYFLINK:
+        raise ImportError("PyFlink is not installed. Fix: pip install 'jsengine-ml[flink]'")
+
+
+# ---------------------------------------------------------------------- specs and events
+@dataclass(frozen=True)
+class ModelSpec:
+    """A picklable model description: what :func:`jsengine_ml.model.load` needs, plus preprocessing.
+
+    ``preprocess``: a JSON file with ``mean`` and ``scale`` lists; rows are standardized as
+    ``(x - mean) / scale`` before scoring (the Wine model's ``preprocess.json``).
+    """
+
+    path: str
+    backend: str | None = None
+    version: str | None = None
+    engine_options: dict[str, Any] = field(default_factory=dict)
+    preprocess: str | None = None
+
+    def load(self):  # -> DenseMatrixModel
+        from .model import load
+
+        return load(self.path, self.backend, version=self.version, **self.engine_options)
+
+    def to_json(self) -> str:
+        return json.dumps({"path": self.path, "backend": self.backend, "version": self.version,
+                           "engine_options": self.engine_options, "preprocess": self.preprocess})
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelSpec:
+        d = json.loads(text)
+        return cls(d["path"], d.get("backend"), d.get("version"), d.get("engine_options") or {}, d.get("preprocess"))
+
+
+@dataclass(frozen=True)
+class ModelUpdate:
+    """A model-update event for the broadcast stream: a version and where its artifact is.
+
+    On the stream it travels as a JSON string (``to_json()``), e.g. a Kafka record value
+    ``{"version": "v2", "path": "/models/wine/v2"}``. The path must be readable by every
+    TaskManager (a shared volume, or an artifact you fetch first, see docs/flink.md).
+    """
+
+    version: str
+    path: str
+
+    def to_json(self) -> str:
+        return json.dumps({"version": self.version, "path": self.path})
+
+    @classmethod
+    def parse(cls, value: Any) -> ModelUpdate:
+        if isinstance(value, ModelUpdate):
+            return value
+        if isinstance(value, (bytes, bytearray)):
+            value = value.decode("utf-8")
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            return cls(str(value["version"]), str(value["path"]))
+        version, path = value
+        return cls(str(version), str(path))
+
+
+if HAVE_PYFLINK:
+    from pyflink.datastream import OutputTag
+
+    #: Side output of :class:`HotScoringFunction`: one ``"version,subtask,error"`` string per
+    #: instance and rejected version (failed to load, failed the smoke check).
+    REJECTED = OutputTag("jsengine-ml-rejected", Types.STRING())
+    #: Broadcast state holding the latest update event (version -> JSON) for each operator.
+    MODEL_STATE = MapStateDescriptor("jsengine-ml-model", Types.STRING(), Types.STRING())
+else:  # pragma: no cover
+    MODEL_STATE = None
+    REJECTED = None
+
+
+# ---------------------------------------------------------------------- execution mode
+def in_thread_mode() -> bool:
+    """True when this Python code runs embedded in the JVM (PyFlink ``python.execution-mode: thread``)."""
+    if "pemja" in sys.modules:
+        return True
+    return any(name.startswith("pyflink.fn_execution.embedded") for name in sys.modules)
+
+
+def check_execution_mode(backend: str | None, config: Any = None) -> None:
+    """Refuse V8 in PyFlink thread mode (it crashed the JVM at parallelism 2 in 3 of 5 runs).
+
+    ``config``: a pyflink ``Configuration``, a ``StreamExecutionEnvironment`` or a dict, checked on
+    the client; without it, checks the process this runs in (for use in ``open()``).
+    """
+    from .backends import get_backend
+
+    name = get_backend(backend).name
+    if name != "v8":
+        return
+    mode = None
+    if config is not None:
+        if hasattr(config, "get_config"):  # an environment
+            config = config.get_config().get_configuration() if hasattr(config.get_config(), "get_configuration") \
+                else None
+        if isinstance(config, dict):
+            mode = config.get("python.execution-mode")
+        elif config is not None:
+            mode = config.get_string("python.execution-mode", "process")
+    elif in_thread_mode():
+        mode = "thread"
+    if mode == "thread":
+        raise RuntimeError(
+            "jsengine-ml: the V8 backend (mini-racer) cannot run in PyFlink's thread mode "
+            "(python.execution-mode: thread): V8 inside the JVM process crashed the JVM in testing. "
+            "Use process mode (the default: set python.execution-mode to 'process') or another backend "
+            "(ModelSpec(..., backend='quickjs'))."
+        )
+
+
+# ---------------------------------------------------------------------- record codecs
+def parse_record(value: Any) -> tuple[Any, Any]:
+    """Default parser: ``(key, features)`` or ``"key,f1,f2,..."`` -> (key, features)."""
+    if isinstance(value, str):
+        key, _, rest = value.partition(",")
+        return key, np.fromstring(rest, dtype=np.float32, sep=",") if rest else np.zeros(0, np.float32)
+    return value[0], value[1]
+
+
+def emit_class(key: Any, probs: np.ndarray, version: str | None) -> str:
+    """Default output: ``"key,version,class"``."""
+    return f"{key},{version},{int(np.argmax(probs))}"
+
+
+def _load_preprocess(path: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as f:
+        pre = json.load(f)
+    return np.asarray(pre["mean"], dtype=np.float64), np.asarray(pre["scale"], dtype=np.float64)
+
+
+# ---------------------------------------------------------------------- shared core
+class _Batcher:
+    """Buffer + model + flush logic shared by the two Flink functions (one per parallel instance)."""
+
+    def __init__(self, batch_size: int, max_delay_ms: float, parse: Callable, emit: Callable,
+                 preprocess: str | None):
+        self.batch_size = batch_size
+        self.max_delay_ms = max_delay_ms
+        self.parse = parse
+        self.emit = emit
+        self.pre = _load_preprocess(preprocess)
+        self.keys: list[Any] = []
+        self.rows: list[Any] = []
+        self.timer_pending = False
+        self.end_timer_set = False
+        self.model: Any = None  # a DenseMatrixModel or HotSwapModel
+        self.thread: int | None = None
+        self.records = 0
+        self.batches = 0
+
+    def add(self, value: Any) -> None:
+        key, features = self.parse(value)
+        self.keys.append(key)
+        self.rows.append(features)
+
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def flush(self) -> Iterable[str]:
+        if not self.rows or self.model is None:
+            return ()
+        X = np.asarray(self.rows, dtype=np.float64 if self.pre else np.float32)
+        if self.pre is not None:
+            X = (X - self.pre[0]) / self.pre[1]
+        keys = self.keys
+        self.keys, self.rows = [], []
+        self.timer_pending = False
+        self._rebind()
+        if hasattr(self.model, "predict_with_version"):
+            probs, version = self.model.predict_with_version(X.astype(np.float32))
+        else:
+            probs, version = self.model.predict(X.astype(np.float32)), self.model.metadata.version
+        self.records += len(keys)
+        self.batches += 1
+        emit = self.emit
+        return [emit(k, p, version) for k, p in zip(keys, probs, strict=False)]
+
+    def _rebind(self) -> None:
+        # The Beam harness may run successive bundles of this function on different pool threads
+        # (never two at once): hand the engines over to the thread that runs this bundle.
+        me = threading.get_ident()
+        if me != self.thread:
+            adopt = getattr(self.model, "adopt", None) or self.model.engine.adopt
+            adopt()
+            self.thread = me
+
+    def schedule(self, ctx: Any) -> None:
+        """Register the latency timer (first row of a batch) and, once, the end-of-input timer."""
+        timers = ctx.timer_service()
+        if not self.timer_pending and self.max_delay_ms:
+            timers.register_processing_time_timer(int(timers.current_processing_time() + self.max_delay_ms))
+            self.timer_pending = True
+        if not self.end_timer_set:
+            timers.register_event_time_timer(END_OF_INPUT_TIMER)
+            self.end_timer_set = True
+
+    def close(self) -> None:
+        if self.model is not None:
+            self._rebind()
+            self.model.close()
+            self.model = None
+
+
+class ScoringFunction(KeyedProcessFunction):
+    """Score a keyed stream with one model per parallel instance, in micro-batches.
+
+    ``data.key_by(lambda r: hash(r[0]) % 64).process(ScoringFunction(spec), Types.STRING())``.
+    """
+
+    def __init__(self, spec: ModelSpec, *, batch_size: int = 64, max_delay_ms: float = 200,
+                 parse: Callable[[Any], tuple[Any, Any]] = parse_record,
+                 emit: Callable[[Any, np.ndarray, str | None], Any] = emit_class):
+        _require_pyflink()
+        self.spec = spec
+        self.batch_size = batch_size
+        self.max_delay_ms = max_delay_ms
+        self.parse = parse
+        self.emit = emit
+        self._b: _Batcher | None = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        check_execution_mode(self.spec.backend)
+        self._b = _Batcher(self.batch_size, self.max_delay_ms, self.parse, self.emit, self.spec.preprocess)
+        self._b.model = self.spec.load()
+        self._b.thread = threading.get_ident()
+
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):
+        b = self._b
+        b.add(value)
+        if len(b.rows) >= b.batch_size:
+            yield from b.flush()
+        else:
+            b.schedule(ctx)
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        b = self._b
+        if timestamp != END_OF_INPUT_TIMER:
+            b.timer_pending = False
+        yield from b.flush()
+
+    def close(self) -> None:
+        if self._b is not None:
+            self._b.close()
+
+
+class HotScoringFunction(KeyedBroadcastProcessFunction):
+    """Score a keyed stream connected to a broadcast stream of :class:`ModelUpdate` events.
+
+    ``data.key_by(key).connect(updates.broadcast(MODEL_STATE)).process(HotScoringFunction(...),
+    Types.STRING())``. ``initial``: a model to start with (else rows wait, buffered, for the first
+    update event). Each instance loads a new version on a background thread and swaps between two
+    batches; ``wait_for_load=True`` (default) blocks the instance while it loads so that every row
+    after the event in this instance's input is scored by the new version (deterministic; rows back
+    up meanwhile); with False the swap happens at the first batch after the load completes.
+    """
+
+    def __init__(self, initial: ModelSpec | None = None, *, backend: str | None = None,
+                 batch_size: int = 64, max_delay_ms: float = 200, preprocess: str | None = None,
+                 parse: Callable[[Any], tuple[Any, Any]] = parse_record,
+                 emit: Callable[[Any, np.ndarray, str | None], Any] = emit_class,
+                 wait_for_load: bool = True, load_timeout: float = 300.0,
+                 load_options: dict[str, Any] | None = None):
+        _require_pyflink()
+        self.initial = initial
+        self.backend = backend if backend is not None else (initial.backend if initial else None)
+        self.batch_size = batch_size
+        self.max_delay_ms = max_delay_ms
+        self.preprocess = preprocess if preprocess is not None else (initial.preprocess if initial else None)
+        self.parse = parse
+        self.emit = emit
+        self.wait_for_load = wait_for_load
+        self.load_timeout = load_timeout
+        self.load_options = dict(load_options or (initial.engine_options if initial else {}) or {})
+        self._b: _Batcher | None = None
+        self._hs: Any = None
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        from .hotswap import HotSwapModel
+
+        check_execution_mode(self.backend)
+        self._b = _Batcher(self.batch_size, self.max_delay_ms, self.parse, self.emit, self.preprocess)
+        self._subtask = runtime_context.get_index_of_this_subtask()
+        self._hs = HotSwapModel(backend=self.backend, load_options=self.load_options, on_error=self._on_error)
+        self.failed: list[str] = []
+        self._reported = 0
+        if self.initial is not None:
+            self._offer(self.initial.version or "initial", self.initial.path)
+
+    def _on_error(self, version: str, exc: BaseException) -> None:
+        self.failed.append(version)
+        log.error("jsengine-ml[subtask %s]: model %s rejected, keeping %s: %s", self._subtask, version,
+                  self._hs.version if self._hs else None, exc)
+
+    def _offer(self, version: str, path: str) -> list[Any]:
+        """Load ``version``; return side-output records for a rejection seen meanwhile."""
+        fut = self._hs.offer(version, path)
+        if self.wait_for_load:
+            try:
+                fut.result(self.load_timeout)
+            except Exception:  # reported through on_error; the old version keeps serving
+                pass
+        self._maybe_attach()
+        return self._rejections()
+
+    def _rejections(self) -> list[Any]:
+        out = []
+        failures = self._hs.failures
+        while self._reported < len(failures):
+            f = failures[self._reported]
+            self._reported += 1
+            reason = str(f.error).replace("\n", " ")[:300]
+            out.append((REJECTED, f"{f.version},{self._subtask},{type(f.error).__name__}: {reason}"))
+        return out
+
+    def _maybe_attach(self) -> None:
+        b = self._b
+        if b.model is None and (self._hs._pending is not None or self._hs._current is not None):
+            b.model = self._hs
+
+    def process_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext):
+        b = self._b
+        b.add(value)
+        if self._reported < len(self._hs.failures):
+            yield from self._rejections()
+        if b.model is None:
+            self._maybe_attach()
+        if b.model is not None and len(b.rows) >= b.batch_size:
+            yield from b.flush()
+        else:
+            b.schedule(ctx)
+
+    def process_broadcast_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.Context):
+        update = ModelUpdate.parse(value)
+        ctx.get_broadcast_state(MODEL_STATE).put("current", update.to_json())
+        # Score what is buffered with the version it arrived under, then load the new one.
+        yield from self._b.flush()
+        yield from self._offer(update.version, update.path)
+        if self._b.model is not None and len(self._b.rows) >= self._b.batch_size:
+            yield from self._b.flush()
+
+    def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext):
+        b = self._b
+        if timestamp != END_OF_INPUT_TIMER:
+            b.timer_pending = False
+        if b.model is None:
+            self._maybe_attach()
+            if b.model is None and timestamp == END_OF_INPUT_TIMER and b.rows:
+                # the input ended before any model arrived; wait for a load in flight, if any
+                try:
+                    self._hs.wait_ready(self.load_timeout)
+                    self._maybe_attach()
+                except Exception as exc:
+                    log.error("jsengine-ml: %d rows could not be scored: no model ever loaded (%s)", len(b.rows), exc)
+        yield from b.flush()
+
+    def close(self) -> None:
+        if self._hs is not None:
+            if self._b is not None and self._b.model is not None:
+                self._b._rebind()
+            self._hs.close()
+            self._hs = None
+
+
+# ---------------------------------------------------------------------- Table API
+def pandas_scorer(spec: ModelSpec, *, output: str = "class"):
+    """A vectorized (pandas) scalar UDF scoring one column per feature.
+
+    ``output="class"`` returns the argmax as INT; ``"max_prob"`` the top probability as FLOAT.
+    ``t.select(scorer(*[col(c) for c in feature_columns]))``.
+    """
+    _require_pyflink()
+    from pyflink.table import DataTypes
+    from pyflink.table.udf import ScalarFunction, udf
+
+    class _Score(ScalarFunction):
+        def __init__(self, spec: ModelSpec, output: str):
+            self.spec = spec
+            self.output = output
+
+        def open(self, function_context: Any) -> None:
+            check_execution_mode(self.spec.backend)
+            self.model = self.spec.load()
+            self.pre = _load_preprocess(self.spec.preprocess)
+            self.thread = threading.get_ident()
+
+        def eval(self, *columns: Any):
+            import pandas as pd
+
+            X = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+            if self.pre is not None:
+                X = (X - self.pre[0]) / self.pre[1]
+            if threading.get_ident() != self.thread:
+                self.model.engine.adopt()
+                self.thread = threading.get_ident()
+            probs = self.model.predict(X.astype(np.float32))
+            if self.output == "class":
+                return pd.Series(probs.argmax(axis=1).astype(np.int32))
+            return pd.Series(probs.max(axis=1).astype(np.float32))
+
+        def close(self) -> None:
+            if getattr(self, "model", None) is not None:
+                if threading.get_ident() != self.thread:
+                    self.model.engine.adopt()
+                self.model.close()
+
+    result_type = DataTypes.INT() if output == "class" else DataTypes.FLOAT()
+    return udf(_Score(spec, output), result_type=result_type, func_type="pandas")
+
+
+# ---------------------------------------------------------------------- job helpers
+def configure_env(env: Any, *, parallelism: int | None = None) -> Any:
+    """Set what every jsengine-ml job needs: ``python.executable`` = this interpreter, parallelism."""
+    from pyflink.common import Configuration
+
+    conf = Configuration()
+    conf.set_string("python.executable", sys.executable)
+    conf.set_string("python.client.executable", sys.executable)
+    env.configure(conf)
+    if parallelism:
+        env.set_parallelism(parallelism)
+    return env
+
+
+def _now_ms() -> float:
+    return time.time() * 1000.0
+
+
+def worker_mode() -> str:
+    """'loopback' (functions run in the client process), 'process' or 'thread' (best guess)."""
+    if in_thread_mode():
+        return "thread"
+    return os.environ.get("_python_worker_execution_mode", "loopback")
