@@ -126,6 +126,17 @@ def as_transfer_array(value: Any, *, what: str = "array") -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _args_json(expression: str, args: tuple[Any, ...]) -> str:
+    """JSON for call()/transform() arguments; NaN/Infinity are refused (engines' JSON.parse rejects them)."""
+    try:
+        return json.dumps(list(args), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"arguments to {expression} must be JSON-able (numbers, strings, lists, dicts; no NaN or "
+            f"Infinity); {exc}. Move arrays with put_array() or transform()."
+        ) from exc
+
+
 class JSFunction:
     """A callable handle on a JavaScript function, resolved by expression at each call."""
 
@@ -155,6 +166,9 @@ class Engine(ABC):
     name: ClassVar[str] = ""
     #: A ``.js`` file next to the backend's module, evaluated after the shims (its data path).
     backend_script: ClassVar[str | None] = None
+    #: Conformance cases this backend is known to fail: fnmatch pattern on the test name -> reason.
+    #: ``jsengine_ml.conformance.EngineConformance`` runs the matching cases as strict xfails.
+    expected_failures: ClassVar[dict[str, str]] = {}
 
     # ------------------------------------------------------------------ backend primitives
     @classmethod
@@ -319,13 +333,7 @@ class Engine(ABC):
         """Call the function ``expression`` evaluates to with JSON-able ``args``; ``this`` is its owner."""
         self._check_usable()
         fn_id = self._register_function(expression)
-        try:
-            args_json = json.dumps(list(args), allow_nan=True)
-        except (TypeError, ValueError) as exc:
-            raise InputError(
-                f"arguments to {expression} must be JSON-able (numbers, strings, lists, dicts); {exc}. "
-                f"Move arrays with put_array() or transform()."
-            ) from exc
+        args_json = _args_json(expression, args)
         try:
             value = self._call_registered(fn_id, args_json)
             self._run_jobs()
@@ -382,7 +390,7 @@ class Engine(ABC):
         self._check_usable()
         array = as_transfer_array(array, what="input")
         fn_id = self._register_function(function)
-        args_json = json.dumps(list(args))
+        args_json = _args_json(function, args)
         try:
             packed = self._transform_packed(fn_id, array, args_json)
             header = np.frombuffer(packed, dtype="<i4", count=2)
@@ -495,7 +503,9 @@ class Engine(ABC):
             self.exec(source, filename=filename)
         finally:
             hint = json.dumps(json.dumps({"name": name, "function": function}))
-            found = json.loads(self.eval(f"__jsml_exports.find({hint})"))
+            # end() right after find(): the host's module/exports come back, so the next bundle starts clean.
+            find_then_end = f"(function(){{var r=__jsml_exports.find({hint});__jsml_exports.end();return r}})()"
+            found = json.loads(self.eval(find_then_end, filename="<bundle-find>"))
         if not found.get("found"):
             looked = "; ".join(found.get("looked_at") or [])
             raise ShimError(

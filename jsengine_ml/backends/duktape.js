@@ -19,4 +19,12 @@
     // Run the Promise shim's microtasks after every crossing, as native engines do.
     after: function (value) { ns.runMicrotasks(); return value; }
   };
+  // dukpy reads .stack of an uncaught value: for null/undefined that read fails inside its error
+  // path, Duktape's fatal handler runs and the process hangs. Turn those two into Errors when
+  // thrown (a catch in JS then sees the Error, not null/undefined).
+  var previousErrThrow = Duktape.errThrow;
+  Duktape.errThrow = function (e) {
+    if (e === null || e === undefined) { e = new Error('non-error value thrown: ' + e); }
+    return typeof previousErrThrow === 'function' ? previousErrThrow(e) : e;
+  };
 })(__jsml);

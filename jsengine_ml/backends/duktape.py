@@ -13,7 +13,7 @@ import json
 import re
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,6 +30,20 @@ class DuktapeEngine(Engine):
 
     name = "duktape"
     backend_script = "duktape.js"
+    expected_failures: ClassVar[dict[str, str]] = {
+        "test_time_limit_*": (
+            "dukpy exposes no interrupt hook, so a time limit cannot be enforced (the backend refuses "
+            "time_limit with CapabilityError)"
+        ),
+        "test_memory_limit_*": (
+            "dukpy exposes no allocation hook, so a memory limit cannot be enforced (the backend refuses "
+            "memory_limit with CapabilityError)"
+        ),
+        "test_thrown_non_error_value_is_named_in_the_message*": (
+            "dukpy reports only the .stack of what was thrown, which a primitive lacks: the value arrives "
+            "as 'undefined'"
+        ),
+    }
 
     @classmethod
     def check_available(cls) -> None:

@@ -11,7 +11,7 @@ import json
 import re
 from functools import lru_cache
 from importlib import metadata
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -33,6 +33,12 @@ class QuickJSEngine(Engine):
 
     name = "quickjs"
     backend_script = "quickjs.js"
+    expected_failures: ClassVar[dict[str, str]] = {
+        "test_unicode_string_round_trips_through_eval[[]nul-inside[]]": (
+            "the quickjs binding converts a script's string result with JS_ToCString, which ends at the "
+            "first NUL (call() results are JSON-wrapped by the shim and keep it)"
+        ),
+    }
 
     @classmethod
     def check_available(cls) -> None:
@@ -100,7 +106,9 @@ class QuickJSEngine(Engine):
                     f"JavaScript ran longer than the time limit of {self.time_limit:g} s and was "
                     f"stopped; the engine is still usable"
                 ) from exc
-            if text.startswith("InternalError: out of memory"):
+            # Out of memory while allocating the error object itself: QuickJS then throws null.
+            out_of_memory = self.memory_limit is not None and text.strip() == "null"
+            if text.startswith("InternalError: out of memory") or out_of_memory:
                 raise JSMemoryLimitError(
                     f"JavaScript exceeded the memory limit of {self.memory_limit} bytes and was stopped; "
                     f"the engine is still usable"

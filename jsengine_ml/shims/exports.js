@@ -33,7 +33,7 @@
  *     b. module.exports, then exports (skipped when it is still the same
  *        object as module.exports), then every own key K of them
  *        (commonjs: exports.WineModel = {...})
- *     c. every global property that is new since begin(), in creation order,
+ *     c. every global property that is new (or re-assigned) since begin(), in creation order,
  *        ignoring __jsml*, webpackChunk*, webpackJsonp* and the module/exports
  *        stand-ins
  *   For each candidate value V at path P the patterns tried are, in order:
@@ -60,6 +60,8 @@ var __jsml_exports = (function () {
   var IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
   var IGNORED_PREFIXES = ['__jsml', 'webpackChunk', 'webpackJsonp'];
   var STAND_INS = { module: true, exports: true };
+  // Globals a binding re-creates on every evaluation (dukpy 0.5): changed, but not by the bundle.
+  var BINDING_GLOBALS = { dukpy: true, call_python: true, _require_set_module_id: true };
   var MAX_KEYS = 12;
 
   var state = { snapshot: null, saved: null };
@@ -298,7 +300,12 @@ var __jsml_exports = (function () {
       if (isIgnored(n) || STAND_INS[n] === true) {
         continue;
       }
-      if (state.snapshot && state.snapshot['$' + n] === true) {
+      if (BINDING_GLOBALS[n] === true && state.snapshot && hasOwn.call(state.snapshot, '$' + n)) {
+        continue;
+      }
+      // Not new: present at begin() with the same value (a bundle that re-assigns a global,
+      // e.g. the same library loaded again, counts as new).
+      if (state.snapshot && hasOwn.call(state.snapshot, '$' + n) && unchanged(state.snapshot['$' + n], n)) {
         continue;
       }
       fresh.push(n);
@@ -323,6 +330,25 @@ var __jsml_exports = (function () {
     return hit || null;
   }
 
+  // A global's value at begin() as {value}, or null for accessors (never read: no side effects).
+  function dataValue(name) {
+    var d;
+    try {
+      d = Object.getOwnPropertyDescriptor(G, name);
+    } catch (e) {
+      return null;
+    }
+    return d && hasOwn.call(d, 'value') ? { value: d.value } : null;
+  }
+
+  function unchanged(before, name) {
+    if (before === null) {
+      return true;
+    }
+    var now = dataValue(name);
+    return now !== null && (now.value === before.value || (now.value !== now.value && before.value !== before.value));
+  }
+
   function remember(name) {
     return { had: hasOwn.call(G, name), value: get(G, name) };
   }
@@ -343,7 +369,7 @@ var __jsml_exports = (function () {
     var names = ownNames(G);
     var snap = {};
     for (var i = 0; i < names.length; i++) {
-      snap['$' + names[i]] = true;
+      snap['$' + names[i]] = dataValue(names[i]);
     }
     state.snapshot = snap;
     // A begin() not followed by end() keeps the host's original values, so

@@ -51,7 +51,10 @@
       return value === undefined ? null : value;
     }
     if (t === 'string') {
-      return value.charCodeAt(0) === 0xe000 ? '\ue000json:' + JSON.stringify(value) : value;
+      // JSON-wrap strings that look like a host tag (U+E000 result, U+E001 console) or hold a NUL
+      // (the quickjs binding ends a returned string at its first NUL).
+      var c0 = value.charCodeAt(0);
+      return c0 === 0xe000 || c0 === 0xe001 || value.indexOf('\u0000') >= 0 ? '\ue000json:' + JSON.stringify(value) : value;
     }
     if (t === 'function') {
       return '\ue000json:' + JSON.stringify({ 'function': value.name || '(anonymous)' });
