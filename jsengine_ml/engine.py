@@ -88,14 +88,18 @@ def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
     raw = np.frombuffer(packed, dtype=np.uint8)
     if raw.size < HEADER_BYTES:
         raise ShimError(f"packed array is truncated ({raw.size} bytes, header needs {HEADER_BYTES})")
-    header = raw[:HEADER_BYTES].view("<i4")
+    return array_from_header(raw[:HEADER_BYTES].view("<i4"), raw[HEADER_BYTES:])
+
+
+def array_from_header(header: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Copy ``raw`` (uint8 data) into a new array of the dtype and shape the packed ``header`` gives."""
     code, ndim = int(header[0]), int(header[1])
     if code not in CODE_DTYPES or not 0 <= ndim <= MAX_DIMS:
         raise ShimError(f"packed array has a bad header {header.tolist()}")
     shape = tuple(int(d) for d in header[2 : 2 + ndim])
     dtype = CODE_DTYPES[code]
     count = math.prod(shape)
-    data = raw[HEADER_BYTES : HEADER_BYTES + count * dtype.itemsize]
+    data = raw[: count * dtype.itemsize]
     if data.size != count * dtype.itemsize:
         raise ShimError(f"packed array of shape {shape} carries {data.size} bytes, expected {count * dtype.itemsize}")
     return data.view(dtype.newbyteorder("<")).astype(dtype, copy=True).reshape(shape)
@@ -204,6 +208,14 @@ class Engine(ABC):
     @abstractmethod
     def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> bytes | memoryview:
         """Return ``__jsml.io.run(fn_id, <array as typed array>, shape, args)`` as packed bytes."""
+
+    def _packed_header(self, packed: Any) -> np.ndarray:
+        """The int32 header of what ``_get_packed`` / ``_transform_packed`` returned."""
+        return np.frombuffer(packed, dtype="<i4", count=HEADER_INTS)
+
+    def _unpack(self, packed: Any) -> np.ndarray:
+        """A new numpy array from what ``_get_packed`` / ``_transform_packed`` returned."""
+        return unpack_array(packed)
 
     def _run_jobs(self) -> None:  # noqa: B027 - optional hook
         """Run pending promise jobs (microtasks) on engines whose host must drive them."""
@@ -379,7 +391,7 @@ class Engine(ABC):
             packed = self._get_packed(expression)
         finally:
             self._drain_console()
-        return unpack_array(packed)
+        return self._unpack(packed)
 
     def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None) -> np.ndarray:
         """Call ``function(typedArray, shape, ...args)`` in one crossing and return its result as numpy.
@@ -393,14 +405,14 @@ class Engine(ABC):
         args_json = _args_json(function, args)
         try:
             packed = self._transform_packed(fn_id, array, args_json)
-            header = np.frombuffer(packed, dtype="<i4", count=2)
+            header = self._packed_header(packed)
             if int(header[0]) == PENDING_CODE:
-                settle_id = int(np.frombuffer(packed, dtype="<i4", count=3)[2])
+                settle_id = int(header[2])
                 self._settle_id(settle_id, timeout, f"{function}(...)")
                 packed = self._get_packed(f"__jsml.settled.value({settle_id})")
         finally:
             self._drain_console()
-        return unpack_array(packed)
+        return self._unpack(packed)
 
     # ------------------------------------------------------------------ promises and timers
     def settle(self, expression: str, *, timeout: float | None = None) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, HEADER_BYTES, Capabilities, Engine
+from ..engine import DTYPE_CODES, Capabilities, Engine, array_from_header
 from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
@@ -89,6 +89,7 @@ class V8Engine(Engine):
         self._in_capacity = 0
         self._console_pending = False
         self._out: Any = None
+        self._head: np.ndarray | None = None  # maps __jsml.v8.head, written by every view()
 
     def _run(self, code: str) -> Any:
         return self._guard(self._racer.eval, code, timeout_sec=self.time_limit)
@@ -149,16 +150,28 @@ class V8Engine(Engine):
         if array.size:
             np.ndarray(array.shape, dtype=array.dtype, buffer=buffer)[...] = array
 
-    def _packed(self, code: str) -> memoryview:
+    def _packed(self, code: str) -> tuple[np.ndarray, memoryview]:
+        """Run ``code`` (ending in ``__jsml.v8.view(...)``): (header copy, the result's own buffer)."""
+        if self._head is None:
+            self._head = np.frombuffer(self._run("__jsml.v8.headBuffer()"), dtype="<i4")
         view = self._run(code)
-        if int(np.frombuffer(view, dtype="<i4", count=HEADER_BYTES // 4)[7]):
+        header = self._head.copy()
+        if header[7]:
             self._console_pending = True
-        return view
+        return header, view
 
-    def _get_packed(self, expression: str) -> memoryview:
-        return self._packed(f"__jsml.v8.keep(__jsml.io.pack({expression}))")
+    def _packed_header(self, packed: tuple[np.ndarray, memoryview]) -> np.ndarray:
+        return packed[0]
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> memoryview:
+    def _unpack(self, packed: tuple[np.ndarray, memoryview]) -> np.ndarray:
+        header, view = packed
+        offset, length = int(header[8]), int(header[9])
+        return array_from_header(header, np.frombuffer(view, dtype=np.uint8, count=length, offset=offset))
+
+    def _get_packed(self, expression: str) -> tuple[np.ndarray, memoryview]:
+        return self._packed(f"__jsml.v8.view({expression})")
+
+    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> tuple[np.ndarray, memoryview]:
         nbytes = array.nbytes
         if nbytes > self._in_capacity or self._in_view is None:
             capacity = max(nbytes, 2 * self._in_capacity, 4096)
@@ -187,6 +200,7 @@ class V8Engine(Engine):
 
     def _close(self) -> None:
         self._in_view = None
+        self._head = None
         self._out = None
         self._racer.close()
 

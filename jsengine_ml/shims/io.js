@@ -114,16 +114,21 @@
     return typed.buffer;
   };
   // Run registered function `id` on an input typed array; pack its (possibly promised) result.
-  io.run = function (id, typed, shape, argsJson) {
+  // Call registered function `id` on an input typed array: its result, or {pendingId} for a promise.
+  io.apply = function (id, typed, shape, argsJson) {
     var pair = ns.fns[id]();
     var fn = pair[1];
     if (typeof fn !== 'function') { throw new TypeError('jsengine-ml: not a function: ' + String(fn)); }
     var args = [typed, shape].concat(typeof argsJson === 'string' ? JSON.parse(argsJson) : (argsJson || []));
     var result = fn.apply(pair[0], args);
     if (result && (typeof result === 'object' || typeof result === 'function') && typeof result.then === 'function') {
-      var sid = ns.settled.start(function () { return result; });
-      return io.pending(sid);
+      return { pendingId: ns.settled.start(function () { return result; }) };
     }
-    return io.pack(result);
+    return result;
+  };
+  io.isPending = function (r) { return r !== null && typeof r === 'object' && typeof r.pendingId === 'number'; };
+  io.run = function (id, typed, shape, argsJson) {
+    var r = io.apply(id, typed, shape, argsJson);
+    return io.isPending(r) ? io.pending(r.pendingId) : io.pack(r);
   };
 })(Function('return this')());
