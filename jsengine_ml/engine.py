@@ -51,6 +51,9 @@ HEADER_BYTES = HEADER_INTS * 4
 MAX_DIMS = 5
 PENDING_CODE = 0  # header code of a transform whose function returned a promise
 
+#: console method levels (as named by ``shims/global.js``) -> logging levels.
+CONSOLE_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
 #: Prefix marking a JSON-encoded non-primitive result coming back from JS (see ``__jsml.out``).
 JSON_SENTINEL = "\ue000json:"
 
@@ -223,6 +226,17 @@ class Engine(ABC):
     def _drain_console(self) -> None:  # noqa: B027 - optional hook
         """Deliver buffered console messages on engines without a synchronous host callback."""
 
+    def _log_console(self, level: str, text: str) -> None:
+        """Deliver one console message from JS to the Python logger."""
+        self.console.log(CONSOLE_LEVELS.get(level, logging.INFO), "%s", text)
+
+    def _log_console_batch(self, batch: dict[str, Any]) -> None:
+        """Deliver a drained ``__jsml.console.take()`` batch (messages, and how many were dropped)."""
+        for level, text in batch["messages"]:
+            self._log_console(level, text)
+        if batch.get("dropped"):
+            self.console.warning("%d console messages were dropped (buffer full)", batch["dropped"])
+
     @abstractmethod
     def _close(self) -> None:
         """Release the binding's context."""
@@ -320,12 +334,7 @@ class Engine(ABC):
         self._check_usable()
         if not isinstance(source, str):
             raise InputError(f"source must be str, got {type(source).__name__}")
-        try:
-            value = self._exec(source, filename)
-            self._run_jobs()
-        finally:
-            self._drain_console()
-        return self._decode(value)
+        return self._crossing(self._exec, source, filename)
 
     def exec(self, source: str, *, filename: str = "<exec>") -> None:
         """Evaluate ``source`` for its effects only (its completion value is discarded, never converted)."""
@@ -345,9 +354,12 @@ class Engine(ABC):
         """Call the function ``expression`` evaluates to with JSON-able ``args``; ``this`` is its owner."""
         self._check_usable()
         fn_id = self._register_function(expression)
-        args_json = _args_json(expression, args)
+        return self._crossing(self._call_registered, fn_id, _args_json(expression, args))
+
+    def _crossing(self, primitive: Any, *args: Any) -> Any:
+        """Run a backend primitive, then pending promise jobs; deliver console output; decode the value."""
         try:
-            value = self._call_registered(fn_id, args_json)
+            value = primitive(*args)
             self._run_jobs()
         finally:
             self._drain_console()

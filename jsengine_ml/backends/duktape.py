@@ -21,7 +21,6 @@ from ..engine import DTYPE_CODES, Capabilities, Engine
 from ..errors import BackendUnavailableError, CapabilityError, JSEngineMLError, JSError
 from ._reports import error_from_report, with_filename
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _CONSOLE_FN = "jsengine_ml.console"
 
 
@@ -98,14 +97,11 @@ class DuktapeEngine(Engine):
 
         self._eval_string = _dukpy.eval_string
         self._interp = dukpy.JSInterpreter()
-        self._interp.export_function(_CONSOLE_FN, self._host_console)
+        self._interp.export_function(_CONSOLE_FN, self._log_console)
         self._run_js(
             f"var __jsml_host_console = function (level, text) {{ call_python('{_CONSOLE_FN}', level, text); }};",
             "{}",
         )
-
-    def _host_console(self, level: str, text: str) -> None:
-        self.console.log(_LEVELS.get(level, 20), "%s", text)
 
     def _run_js(self, code: str, variables: str) -> Any:
         import dukpy

@@ -25,8 +25,6 @@ from ..errors import (
 )
 from ._reports import error_from_report, with_filename
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
-
 
 class QuickJSEngine(Engine):
     """QuickJS: small and quick to start (~0.1 ms, ~6 MB with tfjs), interpreted (slower compute)."""
@@ -157,11 +155,7 @@ class QuickJSEngine(Engine):
         # buffered in JS and drained after each call (a call costs ~1 µs here).
         if self._closed or not self._guard(self._fn("__jsml.console.pending")):
             return
-        batch = json.loads(self._guard(self._fn("__jsml.console.take")))
-        for level, text in batch["messages"]:
-            self.console.log(_LEVELS.get(level, 20), "%s", text)
-        if batch.get("dropped"):
-            self.console.warning("%d console messages were dropped (buffer full)", batch["dropped"])
+        self._log_console_batch(json.loads(self._guard(self._fn("__jsml.console.take"))))
 
     def _close(self) -> None:
         self._fns.clear()

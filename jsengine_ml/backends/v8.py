@@ -140,7 +140,7 @@ class V8Engine(Engine):
         value = self._run(f"__jsml.v8.call({fn_id},{args_json})")
         if isinstance(value, str) and value.startswith(_CONSOLE_TAG):
             payload = json.loads(value[len(_CONSOLE_TAG) :])
-            self._deliver_console(payload["console"])
+            self._log_console_batch(payload["console"])
             return payload["value"]
         return self._to_python(value)
 
@@ -190,13 +190,8 @@ class V8Engine(Engine):
         self._console_pending = False
         text = self._run("__jsml.console.take()")
         if text:
-            self._deliver_console(json.loads(text))
+            self._log_console_batch(json.loads(text))
 
-    def _deliver_console(self, batch: dict[str, Any]) -> None:
-        for level, text in batch["messages"]:
-            self.console.log(_LEVELS.get(level, 20), "%s", text)
-        if batch.get("dropped"):
-            self.console.warning("%d console messages were dropped (buffer full)", batch["dropped"])
 
     def _close(self) -> None:
         self._in_view = None
@@ -205,7 +200,6 @@ class V8Engine(Engine):
         self._racer.close()
 
 
-_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 def _js_error(text: str) -> JSError:
     """Translate mini-racer's ``file:line: Name: message\\n<source>\\n^\\n\\n<stack>`` report."""
