@@ -347,7 +347,7 @@ def build_onnx(spec: dict[str, Any], weights: dict[str, np.ndarray]) -> bytes:
         [helper.make_node(op, ins, outs, **attrs) for op, ins, outs, attrs in nodes],
         "jsengine_ml_bench",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", n_features])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", None])],
         [numpy_helper.from_array(a, name=n) for n, a in inits.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="jsengine-ml-bench")

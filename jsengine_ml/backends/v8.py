@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from functools import lru_cache
 from importlib import metadata
 from typing import Any, ClassVar
@@ -26,6 +27,10 @@ from ..errors import (
 )
 
 _CONSOLE_TAG = "\ue001console:"
+# Creating MiniRacer contexts from several threads at once can trip V8's one-time process setup
+# ("Check failed: !IsConfigurablePoolInitialized()", seen in a PyFlink job whose subtask threads
+# opened engines together): contexts are created one at a time.
+_CREATE_LOCK = threading.Lock()
 _LOCATION = re.compile(r"^(?P<file>.*?):(?P<line>\d+): (?P<rest>.*)$")
 _NAMED = re.compile(r"^(?P<name>[A-Za-z_$][\w$]*): (?P<message>.*)$", re.S)
 
@@ -57,7 +62,8 @@ class V8Engine(Engine):
         cls.check_available()
         from py_mini_racer import MiniRacer
 
-        racer = MiniRacer()
+        with _CREATE_LOCK:
+            racer = MiniRacer()
         try:
             version = racer.v8_version
             version = version() if callable(version) else str(version)
@@ -82,7 +88,8 @@ class V8Engine(Engine):
     def _open(self, time_limit: float | None, memory_limit: int | None) -> None:
         from py_mini_racer import MiniRacer
 
-        self._racer = MiniRacer()
+        with _CREATE_LOCK:
+            self._racer = MiniRacer()
         if memory_limit is not None:
             self._racer.set_hard_memory_limit(int(memory_limit))
         self._in_view: memoryview | None = None
