@@ -9,6 +9,7 @@ else, including the shims, the thread rule and error handling, lives here once.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -81,9 +82,15 @@ class Capabilities:
         return asdict(self)
 
 
+@functools.cache
 def read_shim(name: str) -> str:
     """Return the source of a shim shipped in ``jsengine_ml/shims``."""
     return importlib_resources.files("jsengine_ml.shims").joinpath(name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def _backend_script(engine_class: type, name: str) -> str:
+    return Path(inspect.getfile(engine_class)).with_name(name).read_text(encoding="utf-8")
 
 
 def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
@@ -205,12 +212,13 @@ class Engine(ABC):
         """Set global ``name`` to a typed array holding a copy of ``array`` (C order, flat)."""
 
     @abstractmethod
-    def _get_packed(self, expression: str) -> bytes | memoryview:
-        """Return ``__jsml.io.pack(<expression>)`` as bytes (header + data)."""
+    def _get_packed(self, expression: str) -> Any:
+        """Return ``__jsml.io.pack(<expression>)``: packed bytes (header + data), or anything the
+        backend's :meth:`_packed_header` / :meth:`_unpack` understand."""
 
     @abstractmethod
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> bytes | memoryview:
-        """Return ``__jsml.io.run(fn_id, <array as typed array>, shape, args)`` as packed bytes."""
+    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> Any:
+        """Return ``__jsml.io.run(fn_id, <array as typed array>, shape, args)``, packed as for _get_packed."""
 
     def _packed_header(self, packed: Any) -> np.ndarray:
         """The int32 header of what ``_get_packed`` / ``_transform_packed`` returned."""
@@ -261,13 +269,14 @@ class Engine(ABC):
         self._closed = False
         self._fn_ids: dict[str, int] = {}
         self._resources: dict[str, int] = {}
+        self.entry_path: str | None = None  # where load_bundle found the entry point
         self._open(time_limit, memory_limit)
         try:
             for shim in SHIMS:
                 self._exec(read_shim(shim), f"jsengine_ml/shims/{shim}")
             if self.backend_script:
-                script = Path(inspect.getfile(type(self))).with_name(self.backend_script)
-                self._exec(script.read_text(encoding="utf-8"), f"{type(self).__module__}:{self.backend_script}")
+                source = _backend_script(type(self), self.backend_script)
+                self._exec(source, f"{type(self).__module__}:{self.backend_script}")
             self._run_jobs()
         except BaseException:
             self._close()
@@ -444,7 +453,8 @@ class Engine(ABC):
         return self._decode(value)
 
     def _settle_id(self, settle_id: int, timeout: float | None, what: str) -> None:
-        deadline = time.monotonic() + (30.0 if timeout is None else timeout)
+        timeout = 30.0 if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while True:
             self._run_jobs()
             status = json.loads(self._exec(f"__jsml.settled.poll({settle_id})", "<settle>"))
@@ -462,7 +472,7 @@ class Engine(ABC):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._exec(f"__jsml.settled.forget({settle_id})", "<settle>")
-                raise JSTimeoutError(f"promise from {what} did not settle within {timeout or 30.0:g} s")
+                raise JSTimeoutError(f"promise from {what} did not settle within {timeout:g} s")
             if status.get("progress"):
                 continue
             next_timer = status.get("next")
@@ -477,12 +487,7 @@ class Engine(ABC):
     def run_timers(self) -> int:
         """Run every timer that is due now (and the jobs they queue); return how many timers are left."""
         self._check_usable()
-        try:
-            left = self._exec("__jsml.timers.runDue()", "<timers>")
-            self._run_jobs()
-        finally:
-            self._drain_console()
-        return int(left)
+        return int(self._crossing(self._exec, "__jsml.timers.runDue()", "<timers>"))
 
     # ------------------------------------------------------------------ fetch-less resources
     def add_resource(self, url: str, data: bytes | bytearray | memoryview | str | os.PathLike[str]) -> None:
