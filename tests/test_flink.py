@@ -52,6 +52,21 @@ def _jobs(out_file: str) -> None:
     result["scoring"] = list(out.execute_and_collect())
     result["scoring_s"] = time.time() - t0
 
+    # job 1b: the Table API with the vectorized (pandas) UDF
+    from pyflink.table import StreamTableEnvironment
+    from pyflink.table.expressions import col
+
+    from jsengine_ml.flink import pandas_scorer
+
+    t0 = time.time()
+    t_env = StreamTableEnvironment.create(env)
+    names = [f"f{j}" for j in range(x_raw.shape[1])]
+    table = t_env.from_elements([(i, *r) for i, r in enumerate(x_raw.tolist())], ["id", *names])
+    scored_table = table.select(col("id"), pandas_scorer(spec)(*[col(c) for c in names]).alias("cls"))
+    with scored_table.execute().collect() as rows_out:
+        result["pandas"] = [[int(r[0]), int(r[1])] for r in rows_out]
+    result["pandas_s"] = time.time() - t0
+
     # job 2: hot update via a broadcast stream; v1 arrives after the first rows, v2 mid-stream, v3 broken
     tmp = Path(out_file).parent / "models"
     v2 = write_wine_variant(tmp / "v2", seed=2)
@@ -153,6 +168,11 @@ def _check(result: dict) -> None:
     np.testing.assert_array_equal(pred, ref1)
     assert round(float((pred == labels).mean()), 4) == reference["test_accuracy"]
     assert {v for _, v, _ in scored} == {"v1"}
+
+    # Table API pandas UDF: every row once, same classes
+    by_id = dict(result["pandas"])
+    assert sorted(by_id) == list(range(len(labels))) and len(result["pandas"]) == len(labels)
+    np.testing.assert_array_equal(np.array([by_id[i] for i in range(len(labels))]), ref1)
 
     # hot-update job: every row exactly once, tagged v1 or v2 (never the broken v3), right classes
     hot = _parse(result["hot"])
