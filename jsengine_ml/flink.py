@@ -509,14 +509,3 @@ def configure_env(env: Any, *, parallelism: int | None = None) -> Any:
     if parallelism:
         env.set_parallelism(parallelism)
     return env
-
-
-def _now_ms() -> float:
-    return time.time() * 1000.0
-
-
-def worker_mode() -> str:
-    """'loopback' (functions run in the client process), 'process' or 'thread' (best guess)."""
-    if in_thread_mode():
-        return "thread"
-    return os.environ.get("_python_worker_execution_mode", "loopback")
