@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
