@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Java for PyFlink, the Python test extras, the pinned npm
-# packages) and run them: lint, the whole pytest suite (slow and Flink cases included), the
-# conformance table and a quick benchmark. Run from the repository root.
+# packages) and run them: lint, the conformance table, a quick benchmark, then the whole pytest
+# suite (slow and Flink cases included). Run from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -20,9 +20,9 @@ echo "== npm ci (tfjs 4.22 + webpack, pinned by jsengine_ml/js/package-lock.json
 (cd jsengine_ml/js && npm ci --no-audit --no-fund --loglevel=error)
 echo "== ruff"
 "$PY" -m ruff check jsengine_ml tests benchmarks scripts examples
-echo "== pytest"
-"$PY" -m pytest -q -ra
 echo "== conformance table"
-"$PY" -m jsengine_ml.cli conformance -- -q -m "not slow"
+"$PY" -m jsengine_ml.cli conformance
 echo "== quick benchmark"
 "$PY" -m jsengine_ml.cli bench --quick --out "${TMPDIR:-/tmp}/jsengine-ml-bench-quick"
+echo "== pytest (slow and Flink cases included)"
+"$PY" -m pytest -q -ra
