@@ -96,6 +96,7 @@ class DuktapeEngine(Engine):
         from dukpy import _dukpy
 
         self._eval_string = _dukpy.eval_string
+        self._jobs_drained = False
         self._interp = dukpy.JSInterpreter()
         self._interp.export_function(_CONSOLE_FN, self._log_console)
         self._run_js(
@@ -121,6 +122,7 @@ class DuktapeEngine(Engine):
             raise with_filename(exc, _PLACEHOLDER, filename) from exc.__cause__
 
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
+        self._jobs_drained = True  # duk.after() ran the microtasks in the same crossing
         return self._run_js(
             "__jsml.duk.after(__jsml.callFn(dukpy.i, dukpy.a))", json.dumps({"i": fn_id, "a": args_json})
         )
@@ -146,6 +148,9 @@ class DuktapeEngine(Engine):
         return base64.b64decode(text)
 
     def _run_jobs(self) -> None:
+        if self._jobs_drained:
+            self._jobs_drained = False
+            return
         self._run_js("__jsml.runMicrotasks()", "{}")
 
     def _close(self) -> None:
