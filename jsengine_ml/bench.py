@@ -113,6 +113,17 @@ def _latencies(fn: Callable[[], Any], samples: int, budget_s: float) -> list[flo
     return out
 
 
+def _run_threads(target: Callable[[int], Any], n: int) -> float:
+    """Run ``target(i)`` on ``n`` threads at once; return the wall time until all have finished."""
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    t = perf()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return perf() - t
+
+
 def rss_bytes() -> int:
     try:
         import psutil  # type: ignore[import-not-found]
@@ -620,13 +631,7 @@ def bench_http(model_dir: Path, x: np.ndarray, st: Settings) -> dict[str, Any]:
             except BaseException as exc:  # pragma: no cover - reported
                 errors.append(exc)
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(st.http_clients)]
-        t = perf()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        elapsed = perf() - t
+        elapsed = _run_threads(client, st.http_clients)
         res["conc_rps"] = (per * st.http_clients) / elapsed if not errors else math.nan
         res["conc_clients"] = st.http_clients
         if errors:
@@ -851,13 +856,7 @@ def _mb_closed_loop(mb: Any, x: np.ndarray, st: Settings, expect: np.ndarray) ->
             lat.extend(mine)
 
     b0, r0 = mb.batches, mb.records
-    threads = [threading.Thread(target=submitter, args=(i,)) for i in range(st.mb_threads)]
-    t = perf()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    elapsed = perf() - t
+    elapsed = _run_threads(submitter, st.mb_threads)
     return {
         "conc_rps": per * st.mb_threads / elapsed,
         "conc_threads": st.mb_threads,

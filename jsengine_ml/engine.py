@@ -31,6 +31,7 @@ from .errors import (
     InputError,
     JSEngineMLError,
     JSError,
+    JSMemoryLimitError,
     JSTimeoutError,
     ResourceError,
     ShimError,
@@ -233,6 +234,18 @@ class Engine(ABC):
 
     def _drain_console(self) -> None:  # noqa: B027 - optional hook
         """Deliver buffered console messages on engines without a synchronous host callback."""
+
+    def _limit_error(self, kind: str) -> JSEngineMLError:
+        """The error for a call the engine stopped at its ``"time"`` or ``"memory"`` limit."""
+        if kind == "time":
+            return JSTimeoutError(
+                f"JavaScript ran longer than the time limit of {self.time_limit:g} s and was stopped; "
+                f"the engine is still usable"
+            )
+        return JSMemoryLimitError(
+            f"JavaScript exceeded the memory limit of {self.memory_limit} bytes and was stopped; "
+            f"the engine is still usable"
+        )
 
     def _log_console(self, level: str, text: str) -> None:
         """Deliver one console message from JS to the Python logger."""

@@ -20,8 +20,6 @@ from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
     JSError,
-    JSMemoryLimitError,
-    JSTimeoutError,
 )
 from ._reports import error_from_report, with_filename
 
@@ -100,17 +98,11 @@ class QuickJSEngine(Engine):
         except quickjs.JSException as exc:
             text = str(exc)
             if text.startswith("InternalError: interrupted"):
-                raise JSTimeoutError(
-                    f"JavaScript ran longer than the time limit of {self.time_limit:g} s and was "
-                    f"stopped; the engine is still usable"
-                ) from exc
+                raise self._limit_error("time") from exc
             # Out of memory while allocating the error object itself: QuickJS then throws null.
             out_of_memory = self.memory_limit is not None and text.strip() == "null"
             if text.startswith("InternalError: out of memory") or out_of_memory:
-                raise JSMemoryLimitError(
-                    f"JavaScript exceeded the memory limit of {self.memory_limit} bytes and was stopped; "
-                    f"the engine is still usable"
-                ) from exc
+                raise self._limit_error("memory") from exc
             raise error_from_report(text, _SYNTAX_LINE) from exc
         except (TypeError, ValueError, OverflowError) as exc:
             raise JSEngineMLError(f"quickjs refused a value: {exc}") from exc

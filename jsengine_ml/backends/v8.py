@@ -21,9 +21,7 @@ from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
     JSError,
-    JSMemoryLimitError,
     JSSyntaxError,
-    JSTimeoutError,
 )
 
 _CONSOLE_TAG = "\ue001console:"
@@ -107,15 +105,9 @@ class V8Engine(Engine):
         try:
             return fn(*args, **kwargs)
         except mr.JSTimeoutException as exc:
-            raise JSTimeoutError(
-                f"JavaScript ran longer than the time limit of {self.time_limit:g} s and was stopped; "
-                f"the engine is still usable"
-            ) from exc
+            raise self._limit_error("time") from exc
         except mr.JSOOMException as exc:
-            raise JSMemoryLimitError(
-                f"JavaScript exceeded the memory limit of {self.memory_limit} bytes and was stopped; "
-                f"the engine is still usable"
-            ) from exc
+            raise self._limit_error("memory") from exc
         except mr.JSParseException as exc:
             raise _syntax_error(str(exc)) from exc
         except mr.JSEvalException as exc:
