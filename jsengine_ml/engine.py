@@ -90,8 +90,10 @@ def read_shim(name: str) -> str:
 
 
 @functools.cache
-def _backend_script(engine_class: type, name: str) -> str:
-    return Path(inspect.getfile(engine_class)).with_name(name).read_text(encoding="utf-8")
+def _backend_script(engine_class: type) -> str:
+    """The backend's data-path script, next to the module of the class that declares it."""
+    owner = next(c for c in engine_class.__mro__ if "backend_script" in vars(c))
+    return Path(inspect.getfile(owner)).with_name(owner.backend_script).read_text(encoding="utf-8")
 
 
 def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
@@ -288,7 +290,7 @@ class Engine(ABC):
             for shim in SHIMS:
                 self._exec(read_shim(shim), f"jsengine_ml/shims/{shim}")
             if self.backend_script:
-                source = _backend_script(type(self), self.backend_script)
+                source = _backend_script(type(self))
                 self._exec(source, f"{type(self).__module__}:{self.backend_script}")
             self._run_jobs()
         except BaseException:
