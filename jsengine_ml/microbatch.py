@@ -64,7 +64,8 @@ class RecordResult:
         return self._batch.done.is_set()
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        if not self._batch.done.wait(timeout):
+        done = self._batch.done
+        if not done.is_set() and not done.wait(timeout):  # is_set(): no lock once the batch is scored
             raise TimeoutError("the record was not scored in time")
         return self._batch.error
 
@@ -122,7 +123,8 @@ class MicroBatcher:
         self._factory = model_factory
         self.max_batch = max_batch
         self.max_delay_s = float(max_delay_s)
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # taken directly on the hot path (cheaper than the Condition's wrapper)
+        self._cond = threading.Condition(self._lock)
         self._open: _Batch | None = None  # the batch records are being added to
         self._full: deque[_Batch] = deque()  # full batches waiting for the flusher
         self._closing = False
@@ -151,7 +153,7 @@ class MicroBatcher:
             arr = arr[0]
         if arr.ndim != 1 or (self.n_features is not None and arr.shape[0] != self.n_features):
             raise InputError(f"submit() takes one row of {self.n_features} numbers, got shape {arr.shape}")
-        with self._cond:
+        with self._lock:
             if self._closing:
                 raise RuntimeError("this MicroBatcher is closed")
             batch = self._open
