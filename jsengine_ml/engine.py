@@ -78,6 +78,9 @@ class Capabilities:
     binary_path: str
     thread_rule: str
     native_promises: bool
+    #: Whether the engine compiles hot JavaScript to machine code (V8) or interprets it (QuickJS,
+    #: Duktape); the kernels runtime picks its code shape from this.
+    jit: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -84,6 +84,7 @@ class DuktapeEngine(Engine):
             binary_path="base64 decoded/encoded in C by Duktape.dec/Duktape.enc",
             thread_rule="owner thread only (dukpy holds the GIL while running)",
             native_promises=False,
+            jit=False,
         )
 
     def _open(self, time_limit: float | None, memory_limit: int | None) -> None:

@@ -70,6 +70,7 @@ class QuickJSEngine(Engine):
             binary_path="string of one character per byte (code point = byte + 1)",
             thread_rule="owner thread only (two threads on one Context abort the process)",
             native_promises=True,
+            jit=False,
         )
 
     def _open(self, time_limit: float | None, memory_limit: int | None) -> None:

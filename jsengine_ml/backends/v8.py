@@ -80,6 +80,7 @@ class V8Engine(Engine):
             binary_path="zero-copy ArrayBuffer memoryview",
             thread_rule="owner thread only (the binding itself would accept any thread)",
             native_promises=True,
+            jit=True,
         )
 
     # ------------------------------------------------------------------ primitives

@@ -6,6 +6,9 @@
  * Models made only of Dense / Activation / Dropout / BatchNormalization layers are run here by a
  * tiny interpreter over typed arrays: no tfjs load, ~1 KB of code, the same float32 results to
  * ~1e-7. Used when a model is loaded with runtime="kernels" (or "auto" and every layer fits).
+ * On interpreters (QuickJS, Duktape) a Dense layer of up to UNROLL_MAX weights is compiled once
+ * into straight-line code with its weights as literals (measured on 10,000 rows x 13 -> 64:
+ * QuickJS 489 -> 139 ms, Duktape 1082 -> 104 ms; V8 was 3x slower that way, so it keeps loops).
  */
 (function (g) {
   var ns = g.__jsml;
@@ -56,6 +59,28 @@
     }
     return out;
   }
+  var UNROLL_MAX = 16384;
+  // Compile dense(x, n) for one layer: per row, load the inputs into locals, then one expression
+  // per output with the weights as literals (String(float32) round-trips exactly).
+  function unrolledDense(nin, nout, w, b) {
+    var body = ['var out = new Float32Array(n * ' + nout + ');',
+      'for (var r = 0; r < n; r++) {', 'var o = r * ' + nin + ', p = r * ' + nout + ';'];
+    var loads = [];
+    for (var k = 0; k < nin; k++) { loads.push('x' + k + ' = x[o + ' + k + ']'); }
+    body.push('var ' + loads.join(', ') + ';');
+    for (var j = 0; j < nout; j++) {
+      var terms = [];
+      for (k = 0; k < nin; k++) {
+        var v = w[k * nout + j];
+        if (v !== 0) { terms.push('x' + k + ' * ' + (v < 0 ? '(' + String(v) + ')' : String(v))); }
+      }
+      body.push('out[p + ' + j + '] = ' + (terms.length ? terms.join(' + ') : '0') + ';');
+      if (b && b[j] !== 0) { body.push('out[p + ' + j + '] += ' + (b[j] < 0 ? '(' + String(b[j]) + ')' : String(b[j])) + ';'); }
+    }
+    body.push('}', 'return out;');
+    return new Function('x', 'n', body.join('\n'));
+  }
+
   function batchnorm(x, width, op, w) {
     var gamma = op.gamma ? w[op.gamma] : null, beta = op.beta ? w[op.beta] : null;
     var mean = w[op.mean], variance = w[op.variance], eps = op.epsilon;
@@ -72,12 +97,19 @@
   ns.kernels = {
     // ops: [{op: 'dense', kernel, bias, nin, nout, activation} | {op: 'activation', activation}
     //       | {op: 'batchnorm', gamma, beta, mean, variance, epsilon}]; weights: {name: global name}
-    define: function (id, opsJson, weightGlobals) {
+    define: function (id, opsJson, weightGlobals, unroll) {
       var w = {};
       for (var name in weightGlobals) {
         if (weightGlobals.hasOwnProperty(name)) { w[name] = g[weightGlobals[name]]; delete g[weightGlobals[name]]; }
       }
-      models[id] = { ops: JSON.parse(opsJson), weights: w };
+      var ops = JSON.parse(opsJson);
+      for (var i = 0; i < ops.length; i++) {
+        var op = ops[i];
+        if (unroll && op.op === 'dense' && op.nin * op.nout <= UNROLL_MAX) {
+          op.compiled = unrolledDense(op.nin, op.nout, w[op.kernel], op.bias ? w[op.bias] : null);
+        }
+      }
+      models[id] = { ops: ops, weights: w };
       return id;
     },
     predict: function (data, shape, id) {
@@ -87,7 +119,8 @@
       for (var i = 0; i < m.ops.length; i++) {
         var op = m.ops[i];
         if (op.op === 'dense') {
-          x = dense(x, n, op.nin, op.nout, m.weights[op.kernel], op.bias ? m.weights[op.bias] : null);
+          x = op.compiled ? op.compiled(x, n)
+            : dense(x, n, op.nin, op.nout, m.weights[op.kernel], op.bias ? m.weights[op.bias] : null);
           width = op.nout;
           activate(x, n, width, op.activation);
         } else if (op.op === 'activation') {
