@@ -1218,7 +1218,7 @@ def evaluate_targets(res: dict[str, Any], st: Settings) -> list[dict[str, Any]]:
 # ====================================================================== report
 _FAMILY_COLORS = {"v8": "tab:blue", "quickjs": "tab:green", "duktape": "tab:red", "numpy": "black",
                   "onnxruntime": "tab:purple", "tfjs": "tab:orange", "http": "tab:gray"}
-_VARIANT_STYLES = {"kernels": ":", "bundle": "-.", "origin": (0, (1, 1))}
+_VARIANT_STYLES = {"kernels": ":", "bundle": "-.", "origin": (0, (5, 1, 1, 1, 1, 1))}
 _MARKERS = "osD^vP*X"
 
 
