@@ -157,19 +157,10 @@ def _benchmarks_dir() -> Path | None:
 # ====================================================================== weights and the numpy model
 def read_weights(model_dir: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """(model.json, {weight name: float32 array}) from a Layers artifact; shards in manifest order."""
-    from .model import read_layers_artifact
+    from .model import read_layers_artifact, split_weights
 
     spec, shards = read_layers_artifact(Path(model_dir) / "model.json")
-    weights: dict[str, np.ndarray] = {}
-    for group in spec["weightsManifest"]:
-        blob = b"".join(shards[p] for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            count = math.prod(w["shape"])
-            dtype = np.dtype("<f4") if w.get("dtype", "float32") == "float32" else np.dtype("<i4")
-            weights[w["name"]] = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(w["shape"])
-            offset += count * dtype.itemsize
-    return spec, weights
+    return spec, split_weights(spec, shards)
 
 
 def _layers(spec: dict[str, Any]) -> tuple[list[int | None], list[dict[str, Any]]]:

@@ -32,7 +32,9 @@ def compile_ops(spec: dict[str, Any], shards: dict[str, bytes], source: str) -> 
                                                                                       list[int | None], int]:
     """Turn a model.json + shards into (ops, weights by name, input shape, output width)."""
     kind, layers = _layers(spec["modelTopology"])
-    weights = _weights(spec, shards)
+    from .model import split_weights  # model.py imports this module
+
+    weights = {name: array.astype(np.float32) for name, array in split_weights(spec, shards).items()}
     ops: list[dict[str, Any]] = []
     input_shape: list[int | None] | None = None
     width: int | None = None
@@ -102,19 +104,6 @@ def _activation(cfg: dict[str, Any], source: str, name: str) -> str:
         raise ModelError(f"{source}: activation {activation!r} of layer {name!r} is not supported by the kernels "
                          f"runtime; load it with runtime='tfjs'")
     return activation
-
-
-def _weights(spec: dict[str, Any], shards: dict[str, bytes]) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for group in spec["weightsManifest"]:
-        blob = b"".join(shards[p] for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            dtype = np.dtype("<i4" if w.get("dtype") == "int32" else "<f4")
-            count = math.prod(w["shape"])
-            out[w["name"]] = np.frombuffer(blob, dtype, count, offset).astype(np.float32).reshape(w["shape"])
-            offset += count * dtype.itemsize
-    return out
 
 
 def _weight(weights: dict[str, np.ndarray], layer: str, kind: str, source: str) -> np.ndarray:

@@ -32,6 +32,8 @@ RUNTIME_FUNCTIONS = {
 }
 RUNTIMES = ("tfjs", "kernels", "auto")
 DEFAULT_MAX_BATCH_ROWS = 65536
+#: Weight dtypes a TF.js Layers manifest may name -> their little-endian numpy dtype.
+WEIGHT_DTYPES = {"float32": "<f4", "int32": "<i4", "uint8": "u1", "bool": "u1"}
 _model_ids = itertools.count(1)
 
 
@@ -280,6 +282,22 @@ def _ensure_model_runtime(engine: Engine) -> None:
         engine.exec(read_shim("model.js"), filename="jsengine_ml/shims/model.js")
 
 
+def split_weights(spec: dict[str, Any], shards: dict[str, bytes]) -> dict[str, np.ndarray]:
+    """Weights by name from checked shards (see :func:`read_layers_artifact`): each group's shards
+    concatenated, cut in ``weightsManifest`` order, little-endian; writable native-order copies."""
+    weights: dict[str, np.ndarray] = {}
+    for group in spec["weightsManifest"]:
+        blob = b"".join(shards[p] for p in group["paths"])
+        offset = 0
+        for w in group["weights"]:
+            dtype = np.dtype(WEIGHT_DTYPES[w.get("dtype", "float32")])
+            count = math.prod(w["shape"])
+            array = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(w["shape"])
+            weights[w["name"]] = array.astype(dtype.newbyteorder("="), copy=True)
+            offset += count * dtype.itemsize
+    return weights
+
+
 def read_layers_artifact(model_json: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
     """Read and check a TF.js Layers artifact; return (model.json content, {shard path: bytes}).
 
@@ -305,13 +323,13 @@ def read_layers_artifact(model_json: Path) -> tuple[dict[str, Any], dict[str, by
     for group in manifest:
         expected = 0
         for weight in group.get("weights", []):
-            itemsize = {"float32": 4, "int32": 4, "uint8": 1, "bool": 1}.get(weight.get("dtype", "float32"))
-            if itemsize is None or weight.get("quantization"):
+            dtype = WEIGHT_DTYPES.get(weight.get("dtype", "float32"))
+            if dtype is None or weight.get("quantization"):
                 raise ModelError(
                     f"{model_json}: weight {weight.get('name')} has dtype {weight.get('dtype')} / quantization "
                     f"{weight.get('quantization')}; only unquantized float32/int32 weights are supported"
                 )
-            expected += math.prod(weight.get("shape", [])) * itemsize
+            expected += math.prod(weight.get("shape", [])) * np.dtype(dtype).itemsize
         actual = 0
         for rel in group.get("paths", []):
             shard_path = model_json.parent / rel

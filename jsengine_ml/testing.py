@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .model import WEIGHT_DTYPES, read_layers_artifact, split_weights
+
 __all__ = [
     "BROKEN_KINDS",
     "WINE_DIR",
@@ -33,7 +35,6 @@ __all__ = [
 #: The shipped Wine reference artifact (model.json, shard, golden.npz, preprocess.json, stream.npz).
 WINE_DIR = Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models", "wine")))
 
-_DTYPES = {"float32": "<f4", "int32": "<i4", "uint8": "u1", "bool": "u1"}
 
 
 def _model_json(model_dir: str | os.PathLike[str]) -> Path:
@@ -43,19 +44,8 @@ def _model_json(model_dir: str | os.PathLike[str]) -> Path:
 
 def read_layers_weights(model_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Weights of a TF.js Layers artifact by name, in ``weightsManifest`` order (little-endian)."""
-    model_json = _model_json(model_dir)
-    spec = json.loads(model_json.read_text(encoding="utf-8"))
-    weights: dict[str, np.ndarray] = {}
-    for group in spec["weightsManifest"]:
-        blob = b"".join((model_json.parent / rel).read_bytes() for rel in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            dtype = np.dtype(_DTYPES[w.get("dtype", "float32")])
-            count = int(np.prod(w["shape"], dtype=np.int64))
-            arr = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(w["shape"])
-            weights[w["name"]] = arr.astype(dtype.newbyteorder("="), copy=True)
-            offset += count * dtype.itemsize
-    return weights
+    spec, shards = read_layers_artifact(_model_json(model_dir))
+    return split_weights(spec, shards)
 
 
 def write_layers_weights(model_dir: str | os.PathLike[str], weights: dict[str, np.ndarray]) -> None:
@@ -64,7 +54,7 @@ def write_layers_weights(model_dir: str | os.PathLike[str], weights: dict[str, n
     spec = json.loads(model_json.read_text(encoding="utf-8"))
     for group in spec["weightsManifest"]:
         blob = b"".join(
-            np.ascontiguousarray(weights[w["name"]], dtype=np.dtype(_DTYPES[w.get("dtype", "float32")])).tobytes()
+            np.ascontiguousarray(weights[w["name"]], dtype=np.dtype(WEIGHT_DTYPES[w.get("dtype", "float32")])).tobytes()
             for w in group["weights"]
         )
         paths = group["paths"]
