@@ -19,6 +19,7 @@ from .errors import (
     ShimError,
     WrongThreadError,
 )
+from .model import DenseMatrixModel, IModel, ModelMetadata, load
 from .threads import ThreadLocalEngine
 
 __version__ = "0.1.0"
@@ -27,8 +28,10 @@ __all__ = [
     "BackendUnavailableError",
     "Capabilities",
     "CapabilityError",
+    "DenseMatrixModel",
     "Engine",
     "EngineClosedError",
+    "IModel",
     "InputError",
     "JSEngineMLError",
     "JSError",
@@ -37,6 +40,7 @@ __all__ = [
     "JSSyntaxError",
     "JSTimeoutError",
     "ModelError",
+    "ModelMetadata",
     "ResourceError",
     "ShimError",
     "ThreadLocalEngine",
@@ -44,5 +48,6 @@ __all__ = [
     "available_backends",
     "create_engine",
     "get_backend",
+    "load",
     "register_backend",
 ]

@@ -14,6 +14,10 @@ if ! command -v java >/dev/null 2>&1; then
     echo "no java and no apt-get: install a Java 11+ runtime for the Flink tests" >&2
   fi
 fi
+# The pip that `python3 -m venv` ships (23.2 on Python 3.11) backtracks for more than half an hour on
+# the test extras (keras + jax + onnx + apache-flink); a current pip resolves them in minutes.
+echo "== pip install --upgrade pip (the venv's own pip backtracks for too long on these extras)"
+"$PY" -m pip install -q --upgrade "pip>=25.1"
 echo "== pip install -e .[test]"
 "$PY" -m pip install -q -e ".[test]"
 echo "== npm ci (tfjs 4.22 + webpack, pinned by jsengine_ml/js/package-lock.json)"
