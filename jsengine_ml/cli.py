@@ -38,7 +38,7 @@ def _conformance(args: argparse.Namespace) -> int:
 def _bundle(args: argparse.Namespace) -> int:
     from .bundle import write_bundle
 
-    out = write_bundle(args.model, args.output, pre=args.pre, post=args.post)
+    out = write_bundle(args.model, args.output, pre=args.pre, post=args.post, runtime=args.runtime)
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
 
@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="bundle file to write")
     p.add_argument("--pre", help="JS file defining preprocess(rows)")
     p.add_argument("--post", help="JS file defining postprocess(rows)")
+    p.add_argument("--runtime", choices=("auto", "compiled", "tfjs"), default="auto",
+                   help="compiled (WebAssembly/ES5 kernels, no tfjs), tfjs, or auto (compiled when it covers "
+                        "every layer; default)")
     p.set_defaults(func=_bundle)
 
     p = sub.add_parser("export", help="export a Keras 3 model (.keras) to TF.js Layers (model.json + shards)")

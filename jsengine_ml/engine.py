@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import (
+    CapabilityError,
     EngineClosedError,
     InputError,
     JSEngineMLError,
@@ -79,8 +80,12 @@ class Capabilities:
     thread_rule: str
     native_promises: bool
     #: Whether the engine compiles hot JavaScript to machine code (V8) or interprets it (QuickJS,
-    #: Duktape); the kernels runtime picks its code shape from this.
+    #: Duktape); the compiled runtime specializes its ES5 kernels on interpreters only.
     jit: bool = False
+    #: Whether :meth:`Engine.map_buffer` gives Python a writable zero-copy view of an ArrayBuffer.
+    zero_copy: bool = False
+    #: Process-wide engine flags in effect (e.g. V8's ``--no-liftoff``), as the backend set them.
+    engine_flags: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -262,6 +267,13 @@ class Engine(ABC):
             self._log_console(level, text)
         if batch.get("dropped"):
             self.console.warning("%d console messages were dropped (buffer full)", batch["dropped"])
+
+    def _map_buffer(self, expression: str) -> memoryview:
+        """A writable zero-copy view of the ArrayBuffer ``expression`` evaluates to (zero_copy engines)."""
+        raise CapabilityError(
+            f"the {self.name} engine cannot share memory with Python (Capabilities.zero_copy is false); "
+            f"move arrays with put_array(), get_array() or transform()"
+        )
 
     @abstractmethod
     def _close(self) -> None:
@@ -452,6 +464,16 @@ class Engine(ABC):
         finally:
             self._drain_console()
         return self._unpack(packed)
+
+    def map_buffer(self, expression: str) -> memoryview:
+        """A writable view, shared with the engine, of the ArrayBuffer ``expression`` evaluates to.
+
+        Only where ``capabilities().zero_copy`` (otherwise :class:`CapabilityError`). The view is
+        valid while JavaScript keeps that ArrayBuffer alive and attached: drop it before the buffer
+        is detached (``WebAssembly.Memory.grow``, ``transfer``) or released, and map again.
+        """
+        self._check_usable()
+        return self._map_buffer(expression)
 
     # ------------------------------------------------------------------ promises and timers
     def settle(self, expression: str, *, timeout: float | None = None) -> Any:

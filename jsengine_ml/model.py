@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import os
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,20 +22,19 @@ import numpy as np
 from .backends import get_backend
 from .engine import Engine, read_shim
 from .errors import InputError, JSEngineMLError, ModelError, ShimError
-from .kernels import compile_ops
-from .kernels import define as define_kernels
 from .runtime import tfjs_dist
+from .topology import read_graph, read_layers_artifact, split_weights
 
 #: JS entry points per runtime: (predict, dispose).
 RUNTIME_FUNCTIONS = {
     "tfjs": ("__jsml.models.predict", "__jsml.models.dispose"),
     "bundle": ("__jsml.models.predict", "__jsml.models.dispose"),
-    "kernels": ("__jsml.kernels.predict", "__jsml.kernels.dispose"),
+    "compiled": ("__jsml.compiled.predict", "__jsml.compiled.dispose"),
 }
-RUNTIMES = ("tfjs", "kernels", "auto")
+#: ``runtime=`` values of :func:`load_layers`; "kernels" (0.1) is an alias of "compiled".
+RUNTIMES = ("auto", "compiled", "tfjs")
+log = logging.getLogger(__name__)
 DEFAULT_MAX_BATCH_ROWS = 65536
-#: Weight dtypes a TF.js Layers manifest may name -> their little-endian numpy dtype.
-WEIGHT_DTYPES = {"float32": "<f4", "int32": "<i4", "uint8": "u1", "bool": "u1"}
 _model_ids = itertools.count(1)
 
 
@@ -98,7 +99,11 @@ class DenseMatrixModel(IModel):
     Inputs may be numpy (float32/float64, or integers for integer-input models), nested lists or a
     pandas DataFrame. They are validated (2-D, width, finite values), sent to the engine in one call
     per batch (batches above ``max_batch_rows`` are chunked) and tensors are disposed in the engine.
+    Set ``check_finite = False`` to let NaN and ±inf through; they then propagate as in Keras.
     """
+
+    #: Refuse NaN / ±inf inputs with :class:`InputError` (default); False passes them to the model.
+    check_finite = True
 
     def __init__(
         self,
@@ -150,11 +155,12 @@ class DenseMatrixModel(IModel):
     def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
         out = self.engine.transform(self._predict_fn, chunk, self._model_id)
         n = chunk.shape[0]
-        if out.ndim != 2 or out.shape[0] != n:
+        if out.ndim < 2 or out.shape[0] != n:
             raise ModelError(
                 f"{self._metadata.source}: the model returned shape {tuple(out.shape)} for {n} rows; "
-                f"a DenseMatrixModel needs a 2-D (n, k) output with one row per input row"
+                f"a DenseMatrixModel needs an (n, ...) output with one row per input row"
             )
+        out = out.reshape(n, -1)
         if self._metadata.n_outputs is not None and out.shape[1] != self._metadata.n_outputs:
             raise ModelError(
                 f"{self._metadata.source}: the model returned {out.shape[1]} columns, "
@@ -173,9 +179,14 @@ class DenseMatrixModel(IModel):
             raise InputError(f"rows are ragged (rows of different lengths): pass a rectangular matrix ({exc})") from exc
         if matrix.dtype == object:
             raise InputError("rows are ragged or hold non-numbers: pass a rectangular numeric matrix")
+        if matrix.ndim > 2 and tuple(matrix.shape[1:]) == tuple(md.input_shape[1:]):
+            matrix = matrix.reshape(matrix.shape[0], md.n_features)  # (n, *input_shape) rows, in C order
         if matrix.ndim != 2:
             hint = " (for one row, use row.reshape(1, -1))" if matrix.ndim == 1 else ""
-            raise InputError(f"rows must be a 2-D matrix (n, {md.n_features}), got shape {matrix.shape}{hint}")
+            raise InputError(
+                f"rows must be a 2-D matrix (n, {md.n_features}) or (n, {', '.join(map(str, md.input_shape[1:]))}), "
+                f"got shape {matrix.shape}{hint}"
+            )
         if matrix.shape[1] != md.n_features:
             raise InputError(
                 f"rows have {matrix.shape[1]} columns; {md.source} takes {md.n_features} "
@@ -183,7 +194,7 @@ class DenseMatrixModel(IModel):
             )
         if matrix.dtype.kind not in "fiub":
             raise InputError(f"rows have dtype {matrix.dtype}; pass floats (float32/float64) or integers")
-        if matrix.dtype.kind == "f":
+        if matrix.dtype.kind == "f" and self.check_finite:
             finite = np.isfinite(matrix)
             if not finite.all():
                 r, c = map(int, np.argwhere(~finite)[0])
@@ -282,70 +293,6 @@ def _ensure_model_runtime(engine: Engine) -> None:
         engine.exec(read_shim("model.js"), filename="jsengine_ml/shims/model.js")
 
 
-def split_weights(spec: dict[str, Any], shards: dict[str, bytes]) -> dict[str, np.ndarray]:
-    """Weights by name from checked shards (see :func:`read_layers_artifact`): each group's shards
-    concatenated, cut in ``weightsManifest`` order, little-endian; writable native-order copies."""
-    weights: dict[str, np.ndarray] = {}
-    for group in spec["weightsManifest"]:
-        blob = b"".join(shards[p] for p in group["paths"])
-        offset = 0
-        for w in group["weights"]:
-            dtype = np.dtype(WEIGHT_DTYPES[w.get("dtype", "float32")])
-            count = math.prod(w["shape"])
-            array = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(w["shape"])
-            weights[w["name"]] = array.astype(dtype.newbyteorder("="), copy=True)
-            offset += count * dtype.itemsize
-    return weights
-
-
-def read_layers_artifact(model_json: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Read and check a TF.js Layers artifact; return (model.json content, {shard path: bytes}).
-
-    Every failure names the file: unreadable or truncated JSON, a missing ``modelTopology`` or
-    ``weightsManifest``, a missing shard, or shards whose total size differs from the manifest's.
-    """
-    try:
-        text = model_json.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{model_json}: cannot read model.json: {exc}") from exc
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{model_json}: not valid JSON (corrupt or truncated?): {exc}") from exc
-    if not isinstance(spec, dict) or "modelTopology" not in spec:
-        raise ModelError(f"{model_json}: not a TF.js Layers model.json (no modelTopology)")
-    if spec.get("format") not in (None, "layers-model"):
-        raise ModelError(f"{model_json}: format {spec.get('format')!r} is not supported; export a layers-model")
-    manifest = spec.get("weightsManifest")
-    if not isinstance(manifest, list):
-        raise ModelError(f"{model_json}: no weightsManifest list")
-    shards: dict[str, bytes] = {}
-    for group in manifest:
-        expected = 0
-        for weight in group.get("weights", []):
-            dtype = WEIGHT_DTYPES.get(weight.get("dtype", "float32"))
-            if dtype is None or weight.get("quantization"):
-                raise ModelError(
-                    f"{model_json}: weight {weight.get('name')} has dtype {weight.get('dtype')} / quantization "
-                    f"{weight.get('quantization')}; only unquantized float32/int32 weights are supported"
-                )
-            expected += math.prod(weight.get("shape", [])) * np.dtype(dtype).itemsize
-        actual = 0
-        for rel in group.get("paths", []):
-            shard_path = model_json.parent / rel
-            try:
-                shards[rel] = shard_path.read_bytes()
-            except OSError as exc:
-                raise ModelError(f"{model_json}: weight shard {shard_path} is missing or unreadable: {exc}") from exc
-            actual += len(shards[rel])
-        if actual != expected:
-            raise ModelError(
-                f"{model_json}: weight shards {group.get('paths')} hold {actual} bytes but the manifest's "
-                f"weights need {expected} (a shard of the wrong size, or the wrong shard)"
-            )
-    return spec, shards
-
-
 def load_layers(
     model_json: str | os.PathLike[str],
     backend: str | None = None,
@@ -354,46 +301,51 @@ def load_layers(
     version: str | None = None,
     warmup: bool = True,
     max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
-    runtime: str = "tfjs",
+    runtime: str = "auto",
     **engine_options: Any,
 ) -> DenseMatrixModel:
     """Load a TF.js Layers artifact (model.json + shards).
 
-    ``runtime="tfjs"`` runs it on tfjs 4.22, loaded through tfjs's own HTTP loader served by the
-    fetch-less shim. ``runtime="kernels"`` runs Dense-only models as plain-JS typed-array loops
-    (no tfjs; far less per-call overhead; see :mod:`jsengine_ml.kernels`); ``"auto"`` picks
-    kernels when every layer allows it, else tfjs.
+    ``runtime="compiled"`` compiles the model into a plan of WebAssembly SIMD kernels (engines with
+    WebAssembly) or ES5 kernels (interpreters): no tfjs, one engine call per batch (see
+    docs/compiled-runtime.md); a layer it does not cover raises :class:`ModelError` naming it.
+    ``runtime="tfjs"`` runs the model on tfjs 4.22, loaded by tfjs's own HTTP loader served by the
+    fetch-less shim. ``"auto"`` (the default) compiles when every layer is covered, else logs why
+    and uses tfjs (the reason is kept in ``metadata.extra["runtime_reason"]``).
     """
+    if runtime == "kernels":
+        warnings.warn('runtime="kernels" is now runtime="compiled"', DeprecationWarning, stacklevel=2)
+        runtime = "compiled"
     if runtime not in RUNTIMES:
-        raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+        raise InputError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}, got {runtime!r}")
     model_json = Path(model_json)
     spec, shards = read_layers_artifact(model_json)
-    compiled = None
-    if runtime in ("kernels", "auto"):
+    plan = None
+    reason = ""
+    if runtime in ("compiled", "auto"):
+        from .compiled.plan import UnsupportedModelError, compile_graph
+
         try:
-            compiled = compile_ops(spec, shards, str(model_json))
-        except ModelError:
-            if runtime == "kernels":
+            plan = compile_graph(read_graph(spec, split_weights(spec, shards), source=str(model_json)),
+                                 str(model_json))
+            if len(plan.inputs) != 1 or len(plan.outputs) != 1:
+                raise UnsupportedModelError(f"{model_json}: {len(plan.inputs)} inputs and {len(plan.outputs)} "
+                                            f"outputs; predict() takes one input and gives one output")
+        except UnsupportedModelError as exc:
+            if runtime == "compiled":
                 raise
+            reason = str(exc)
+            log.warning("runtime='auto' runs %s on tfjs: %s", model_json, exc)
     target, owns = _open_engine(backend, engine, engine_options)
     try:
-        if compiled is not None:
-            return _load_kernels(target, owns, model_json, compiled, version, warmup, max_batch_rows)
-        ensure_tfjs(target)
-        model_id = next(_model_ids)
-        base = f"jsengine-ml-model-{model_id}"
-        target.add_resource(f"{base}/model.json", json.dumps(spec).encode("utf-8"))
-        for rel, data in shards.items():
-            target.add_resource(f"{base}/{rel}", data)
-        try:
-            info = json.loads(target.settle(f"__jsml.models.layersUrl({model_id}, '{base}/model.json')", timeout=120))
-            info["runtime"] = "tfjs"
-        except JSEngineMLError as exc:
-            raise ModelError(f"{model_json}: tfjs could not load the model: {exc}") from exc
-        model = DenseMatrixModel(target, model_id, _metadata(target, "tfjs-layers", model_json, version, info),
-                                 owns_engine=owns, max_batch_rows=max_batch_rows)
-        if model.metadata.n_outputs is None:
-            raise ModelError(f"{model_json}: output shape {list(model.metadata.output_shape)} is not fixed")
+        if plan is not None:
+            from .compiled.model import load_plan
+
+            model: DenseMatrixModel = load_plan(
+                target, plan, {"kind": "tfjs-layers", "source": str(model_json), "version": version},
+                owns_engine=owns, max_batch_rows=max_batch_rows)
+        else:
+            model = _load_tfjs(target, owns, model_json, spec, shards, version, max_batch_rows, reason)
         if warmup:
             model.warmup()
         return model
@@ -403,20 +355,25 @@ def load_layers(
         raise
 
 
-def _load_kernels(
-    target: Engine, owns: bool, model_json: Path, compiled: tuple[Any, ...], version: str | None,
-    warmup: bool, max_batch_rows: int,
-) -> DenseMatrixModel:
-    ops, weights, input_shape, width = compiled
-    if not target.eval("typeof __jsml.kernels === 'object'"):
-        target.exec(read_shim("kernels.js"), filename="jsengine_ml/shims/kernels.js")
+def _load_tfjs(target: Engine, owns: bool, model_json: Path, spec: dict[str, Any], shards: dict[str, bytes],
+               version: str | None, max_batch_rows: int, reason: str) -> DenseMatrixModel:
+    ensure_tfjs(target)
     model_id = next(_model_ids)
-    define_kernels(target, model_id, ops, weights)
-    info = {"inputShape": input_shape, "outputShape": [None, width], "runtime": "kernels", "ops": len(ops)}
+    base = f"jsengine-ml-model-{model_id}"
+    target.add_resource(f"{base}/model.json", json.dumps(spec).encode("utf-8"))
+    for rel, data in shards.items():
+        target.add_resource(f"{base}/{rel}", data)
+    try:
+        info = json.loads(target.settle(f"__jsml.models.layersUrl({model_id}, '{base}/model.json')", timeout=120))
+        info["runtime"] = "tfjs"
+        if reason:
+            info["runtime_reason"] = reason
+    except JSEngineMLError as exc:
+        raise ModelError(f"{model_json}: tfjs could not load the model: {exc}") from exc
     model = DenseMatrixModel(target, model_id, _metadata(target, "tfjs-layers", model_json, version, info),
-                             owns_engine=owns, max_batch_rows=max_batch_rows, runtime="kernels")
-    if warmup:
-        model.warmup()
+                             owns_engine=owns, max_batch_rows=max_batch_rows)
+    if model.metadata.n_outputs is None:
+        raise ModelError(f"{model_json}: output shape {list(model.metadata.output_shape)} is not fixed")
     return model
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import WEIGHT_DTYPES, read_layers_artifact, split_weights
+from .topology import WEIGHT_DTYPES, read_layers_artifact, split_weights
 
 __all__ = [
     "BROKEN_KINDS",

@@ -24,9 +24,9 @@ def engine(request: pytest.FixtureRequest):
         yield eng
 
 
-@pytest.fixture
-def wine(engine):
-    with load(WINE, engine=engine) as model:
+@pytest.fixture(params=["compiled", "tfjs"])
+def wine(request: pytest.FixtureRequest, engine):
+    with load(WINE, engine=engine, runtime=request.param) as model:
         yield model
 
 
@@ -48,13 +48,14 @@ def test_chunked_batches_equal_one_batch(wine) -> None:
     np.testing.assert_array_equal(wine.predict(x), whole)
 
 
-def test_no_tensor_leak_across_predictions(wine) -> None:
+def test_no_tensor_leak_across_predictions(engine) -> None:
     x, _ = golden("wine")
-    wine.predict(x)
-    before = wine.tensors_in_engine()
-    for _ in range(10):
+    with load(WINE, engine=engine, runtime="tfjs") as wine:
         wine.predict(x)
-    assert wine.tensors_in_engine() == before
+        before = wine.tensors_in_engine()
+        for _ in range(10):
+            wine.predict(x)
+        assert wine.tensors_in_engine() == before
 
 
 def test_metadata_describes_model_and_engine(wine, engine) -> None:
@@ -62,7 +63,10 @@ def test_metadata_describes_model_and_engine(wine, engine) -> None:
     assert md.input_shape == (None, 13) and md.output_shape == (None, 3)
     assert md.n_features == 13 and md.n_outputs == 3 and md.kind == "tfjs-layers"
     assert md.backend == engine.name and md.engine == engine.capabilities().engine
-    assert md.extra["tfjs"] == "4.22.0"
+    if wine.runtime == "tfjs":
+        assert md.extra["tfjs"] == "4.22.0"
+    else:
+        assert md.extra["kernels"] == ("wasm" if engine.capabilities().webassembly else "es5")
 
 
 @pytest.mark.parametrize(
@@ -121,7 +125,7 @@ def test_bundle_without_predict_is_a_clear_error(engine, tmp_path) -> None:
 def test_bundle_whose_output_is_not_2d_is_refused(engine, tmp_path) -> None:
     bundle = tmp_path / "flat.js"
     bundle.write_text("function predict(rows) { return rows.map(function (r) { return r[0]; }); }")
-    with pytest.raises(ModelError, match="2-D"):
+    with pytest.raises(ModelError, match=r"shape \(3,\) for 3 rows.*\(n, \.\.\.\) output"):
         load(bundle, engine=engine, n_features=2).predict(np.ones((3, 2), np.float32))
 
 
@@ -139,7 +143,8 @@ def test_async_bundle_returning_typed_arrays(engine, tmp_path) -> None:
     assert model.metadata.n_outputs == 2
 
 
-def test_bundle_with_pre_and_post_processing_matches_keras(tmp_path) -> None:
+@pytest.mark.parametrize("runtime", ["compiled", "tfjs"])
+def test_bundle_with_pre_and_post_processing_matches_keras(tmp_path, runtime) -> None:
     from jsengine_ml.bundle import write_bundle
     from jsengine_ml.demo import wine_stream
 
@@ -155,7 +160,7 @@ def test_bundle_with_pre_and_post_processing_matches_keras(tmp_path) -> None:
         "function postprocess(rows) { return rows.map(function (p) {"
         " return p.concat([p.indexOf(Math.max.apply(null, p))]); }); }"
     )
-    bundle = write_bundle(WINE, tmp_path / "wine.bundle.js", pre=pre, post=post)
+    bundle = write_bundle(WINE, tmp_path / "wine.bundle.js", pre=pre, post=post, runtime=runtime)
     raw = np.load(WINE / "stream.npz")["x_raw"]
     x, labels = wine_stream()
     with load(WINE) as reference, load(bundle, n_features=13) as model:
@@ -170,7 +175,7 @@ def test_missing_tfjs_names_the_install_command(monkeypatch, tmp_path) -> None:
 
     monkeypatch.setattr(runtime, "candidate_dirs", lambda: [tmp_path])
     with pytest.raises(ModelError, match="jsengine-ml install-js"):
-        load(WINE)
+        load(WINE, runtime="tfjs")
 
 
 def test_cli_bundle_and_predict(tmp_path, capsys) -> None:
@@ -187,16 +192,49 @@ def test_cli_bundle_and_predict(tmp_path, capsys) -> None:
     np.testing.assert_allclose(printed, y[:5], atol=1e-5)
 
 
-def test_kernels_runtime_refuses_unsupported_layers_by_name() -> None:
-    with pytest.raises(ModelError, match=r"'conv1' \(Conv2D\).*runtime='tfjs'"):
-        load(reference_models_dir() / "digits_cnn", runtime="kernels")
+def _wine_with_masking(tmp_path: Path) -> Path:
+    """The Wine artifact with a Masking layer (tfjs runs it; the compiled runtime does not cover it)."""
+    folder = tmp_path / "wine_masking"
+    shutil.copytree(WINE, folder)
+    spec = json.loads((folder / "model.json").read_text())
+    layers = spec["modelTopology"]["config"]["layers"]
+    layers.insert(1, {"class_name": "Masking", "config": {"name": "masking", "mask_value": 0.0, "dtype": "float32"}})
+    (folder / "model.json").write_text(json.dumps(spec))
+    return folder
 
 
-def test_kernels_runtime_needs_no_tfjs(monkeypatch, tmp_path) -> None:
+def test_compiled_runtime_names_the_layer_it_does_not_cover(tmp_path: Path) -> None:
+    from jsengine_ml.compiled.plan import UnsupportedModelError
+
+    with pytest.raises(UnsupportedModelError, match=r"'masking' \(Masking\).*runtime='tfjs'"):
+        load(_wine_with_masking(tmp_path), runtime="compiled")
+
+
+def test_auto_runtime_falls_back_to_tfjs_and_says_why(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    x, y = golden("wine")
+    with caplog.at_level("WARNING", logger="jsengine_ml.model"), load(_wine_with_masking(tmp_path)) as model:
+        assert model.runtime == "tfjs"
+        assert "Masking" in model.metadata.extra["runtime_reason"]
+        np.testing.assert_allclose(model.predict(x), y, atol=1e-5)
+    assert any("Masking" in r.getMessage() and "tfjs" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("name", ["wine", "digits_cnn", "sequence_lstm", "embedding"])
+def test_compiled_runtime_needs_no_tfjs(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from jsengine_ml import runtime
 
-    monkeypatch.setattr(runtime, "candidate_dirs", lambda: [tmp_path])
-    x, y = golden("wine")
-    with load(WINE, runtime="kernels") as model:
+    monkeypatch.setattr(runtime, "candidate_dirs", lambda: [tmp_path])  # no tfjs anywhere
+    x, y = golden(name)
+    with load(reference_models_dir() / name) as model:
         np.testing.assert_allclose(model.predict(x), y, atol=1e-5)
-        assert model.metadata.extra["runtime"] == "kernels"
+        assert model.metadata.extra["runtime"] == "compiled"
+
+
+def test_kernels_runtime_is_an_alias_of_compiled() -> None:
+    with pytest.warns(DeprecationWarning, match="compiled"), load(WINE, runtime="kernels") as model:
+        assert model.runtime == "compiled"
+
+
+def test_unknown_runtime_is_refused_clearly() -> None:
+    with pytest.raises(InputError, match="runtime must be one of 'auto', 'compiled', 'tfjs', got 'nope'"):
+        load(WINE, runtime="nope")

@@ -36,21 +36,29 @@ def golden(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def reference_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One generated bundle per reference model (written once per test session)."""
+def reference_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """One generated bundle per reference model and bundle runtime (written once per test session)."""
     from ..bundle import write_bundle
 
     out = tmp_path_factory.mktemp("bundles")
-    try:
-        return {
-            name: write_bundle(reference_models_dir() / name, out / f"{name}.bundle.js") for name in REFERENCE_MODELS
-        }
-    except ModelError as exc:  # tfjs not installed
-        pytest.skip(str(exc))
+    bundles = {}
+    for name in REFERENCE_MODELS:
+        for runtime in BUNDLE_RUNTIMES:
+            try:
+                bundles[(name, runtime)] = write_bundle(
+                    reference_models_dir() / name, out / f"{name}.{runtime}.bundle.js", runtime=runtime)
+            except ModelError as exc:  # tfjs not installed: the compiled bundles still run
+                if "not installed" not in str(exc):
+                    raise
+    return bundles
+
+
+RUNTIMES = ("compiled", "tfjs")
+BUNDLE_RUNTIMES = ("compiled", "tfjs")
 
 
 class ModelConformance:
-    """Every reference model on one backend, from artifacts and from bundles."""
+    """Every reference model on one backend, from artifacts (each runtime) and from bundles."""
 
     backend: ClassVar[str | None] = None
 
@@ -70,33 +78,36 @@ class ModelConformance:
         assert error <= TOLERANCE, f"{name}: max abs error {error:.3g} > {TOLERANCE}"
         return error
 
+    @pytest.mark.parametrize("runtime", RUNTIMES)
     @pytest.mark.parametrize("name", REFERENCE_MODELS)
-    def test_reference_model_artifact_matches_keras(self, backend_name: str, name: str) -> None:
+    def test_reference_model_artifact_matches_keras(self, backend_name: str, name: str, runtime: str) -> None:
         from ..model import load
 
         try:
-            model = load(reference_models_dir() / name, backend=backend_name)
+            model = load(reference_models_dir() / name, backend=backend_name, runtime=runtime)
         except ModelError as exc:
-            if "not installed" in str(exc):
+            if runtime == "tfjs" and "not installed" in str(exc):
                 pytest.skip(str(exc))
             raise
+        assert model.metadata.extra["runtime"] == runtime
         self._check(model, name)
 
     @pytest.mark.parametrize("name", REFERENCE_MODELS)
-    def test_reference_model_auto_runtime_matches_keras(self, backend_name: str, name: str) -> None:
-        """runtime="auto": Dense-only models run on the plain-JS kernels, the others fall back to tfjs."""
+    def test_reference_model_auto_runtime_is_compiled(self, backend_name: str, name: str) -> None:
+        """runtime="auto" (the default) compiles every reference model: no tfjs needed."""
         from ..model import load
 
-        model = load(reference_models_dir() / name, backend=backend_name, runtime="auto")
-        assert model.runtime in ("kernels", "tfjs")
-        if name == "wine":
-            assert model.runtime == "kernels"
+        model = load(reference_models_dir() / name, backend=backend_name)
+        assert model.runtime == "compiled" and "runtime_reason" not in model.metadata.extra
         self._check(model, name)
 
+    @pytest.mark.parametrize("runtime", BUNDLE_RUNTIMES)
     @pytest.mark.parametrize("name", REFERENCE_MODELS)
     def test_reference_model_bundle_matches_keras(
-        self, backend_name: str, name: str, reference_bundles: dict[str, Path]
+        self, backend_name: str, name: str, runtime: str, reference_bundles: dict[tuple[str, str], Path]
     ) -> None:
         from ..model import load
 
-        self._check(load(reference_bundles[name], backend=backend_name), name)
+        if (name, runtime) not in reference_bundles:
+            pytest.skip("tfjs is not installed (jsengine-ml install-js): no tfjs bundles")
+        self._check(load(reference_bundles[(name, runtime)], backend=backend_name), name)

@@ -85,7 +85,9 @@
   };
 
   // console -> host.  The host installs a synchronous sink (__jsml.consoleSink) when its binding
-  // can call Python cheaply; otherwise messages are buffered and the host drains them.
+  // can call Python cheaply; otherwise messages are buffered and the host drains them. A host that
+  // shares memory with JS sets __jsml.consoleFlag (an Int32Array it maps): 1 while messages wait,
+  // so it can tell without a crossing.
   function format(args) {
     var parts = [];
     for (var i = 0; i < args.length; i++) {
@@ -105,6 +107,7 @@
       if (typeof ns.consoleSink === 'function') { ns.consoleSink(level, text); return; }
       if (buffer.length >= 10000) { buffer.shift(); dropped++; }
       buffer.push([level, text]);
+      if (ns.consoleFlag) { ns.consoleFlag[0] = 1; }
     };
   }
   ns.console = {
@@ -113,6 +116,7 @@
       if (!buffer.length && !dropped) { return ''; }
       var out = JSON.stringify({ messages: buffer, dropped: dropped });
       buffer = []; dropped = 0;
+      if (ns.consoleFlag) { ns.consoleFlag[0] = 0; }
       return out;
     }
   };

@@ -1,0 +1,117 @@
+"""Compiled models: a :class:`~jsengine_ml.compiled.plan.Plan` loaded into an engine and scored.
+
+On engines that share memory with Python (``Capabilities.zero_copy``: V8) numpy writes each batch
+straight into the model's linear memory and reads the outputs from it, around one engine call
+(``__jsml.compiled.run``). Elsewhere a batch travels through the engine's data path in one
+``transform`` call.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from importlib import resources as importlib_resources
+from typing import Any
+
+import numpy as np
+
+from ..engine import Engine
+from ..errors import ModelError
+from ..model import DenseMatrixModel, ModelMetadata
+from .plan import Plan
+
+_ids = itertools.count(1)
+
+
+@functools.cache
+def _package_file(name: str) -> bytes:
+    return importlib_resources.files("jsengine_ml.compiled").joinpath(name).read_bytes()
+
+
+def ensure_runtime(engine: Engine) -> str:
+    """Evaluate the compiled runtime (and the kernel set this engine uses) once; return "wasm" or "es5"."""
+    state = engine.eval("typeof __jsml.compiled === 'object' ? (__jsml.compiled.hasWasm() ? 'wasm' : 'es5') : ''")
+    if state:
+        return str(state)
+    caps = engine.capabilities()
+    engine.exec(_package_file("runtime.js").decode("utf-8"), filename="jsengine_ml/compiled/runtime.js")
+    if caps.webassembly:
+        engine.put_array("__jsml_wasm", np.frombuffer(_package_file("kernels.wasm"), dtype=np.uint8))
+        if engine.eval("(function(){var ok=__jsml.compiled.init(__jsml_wasm);"
+                       "delete globalThis.__jsml_wasm;return ok})()"):
+            return "wasm"
+    engine.exec(_package_file("kernels_es5.js").decode("utf-8"), filename="jsengine_ml/compiled/kernels_es5.js")
+    return "es5"
+
+
+class CompiledModel(DenseMatrixModel):
+    """A TF.js Layers model run by the compiled runtime (see :mod:`jsengine_ml.compiled`)."""
+
+    def __init__(self, engine: Engine, plan: Plan, metadata: ModelMetadata, model_id: int, *, owns_engine: bool,
+                 max_batch_rows: int):
+        super().__init__(engine, model_id, metadata, owns_engine=owns_engine, max_batch_rows=max_batch_rows,
+                         runtime="compiled")
+        self.plan = plan
+        self._zero_copy = engine.capabilities().zero_copy
+        self._capacity = 0
+        self._inputs: list[np.ndarray] = []
+        self._outputs: list[np.ndarray] = []
+
+    def _reserve(self, rows: int) -> None:
+        """Make room for ``rows`` rows in the engine and (zero-copy) map the model's memory again."""
+        self._inputs, self._outputs = [], []  # views on the old memory die first
+        target = max(rows, min(2 * self._capacity, self.max_batch_rows))
+        info = json.loads(self.engine.call("__jsml.compiled.reserve", self._model_id, target))
+        self._capacity = int(info["capacity"])
+        if not self._zero_copy:
+            return
+        memory = self.engine.map_buffer(f"__jsml.compiled.buffer({self._model_id})")
+        for ports, offsets, views in ((self.plan.inputs, info["inputs"], self._inputs),
+                                      (self.plan.outputs, info["outputs"], self._outputs)):
+            for port, offset in zip(ports, offsets, strict=True):
+                width = int(np.prod(port.shape))
+                views.append(np.ndarray((self._capacity, width), dtype=port.dtype, buffer=memory, offset=offset))
+
+    def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
+        n = chunk.shape[0]
+        if not self._zero_copy:
+            return super()._predict_chunk(chunk)
+        if n > self._capacity or not self._inputs:
+            self._reserve(n)
+        self._inputs[0][:n] = chunk.reshape(n, -1)
+        self.engine.call("__jsml.compiled.run", self._model_id, n)
+        return self._outputs[0][:n].copy()
+
+    def close(self) -> None:
+        self._inputs, self._outputs = [], []
+        super().close()
+
+
+def load_plan(engine: Engine, plan: Plan, metadata: dict[str, Any], *, owns_engine: bool,
+              max_batch_rows: int) -> CompiledModel:
+    """Load ``plan`` into ``engine`` and return the model (``metadata``: ModelMetadata fields)."""
+    if len(plan.inputs) != 1 or len(plan.outputs) != 1:
+        raise ModelError(
+            f"{metadata['source']}: the model has {len(plan.inputs)} inputs and {len(plan.outputs)} outputs; "
+            f"predict() scores one input to one output"
+        )
+    caps = engine.capabilities()
+    kernels = ensure_runtime(engine)
+    model_id = next(_ids)
+    slot = f"__jsml_cw{model_id}"
+    engine.put_array(slot, np.frombuffer(plan.weights, dtype=np.uint8) if plan.weights else np.zeros(0, np.uint8))
+    loaded = json.loads(engine.eval(
+        f"(function(){{var r=__jsml.compiled.load({model_id},{json.dumps(json.dumps(plan.as_json()))},{slot},"
+        f"{json.dumps(kernels == 'wasm')},{json.dumps(not caps.jit)});delete globalThis.{slot};return r}})()",
+        filename="<compiled-load>",
+    ))
+    (inp,), (out,) = plan.inputs, plan.outputs
+    md = ModelMetadata(
+        kind=metadata["kind"], source=metadata["source"], version=metadata.get("version"),
+        input_shape=(None, *inp.shape), output_shape=(None, *out.shape), input_dtype=inp.dtype,
+        output_dtype=out.dtype, backend=caps.backend, engine=caps.engine, engine_version=caps.engine_version,
+        extra={"runtime": "compiled", "kernels": loaded["kernels"], "ops": loaded["ops"],
+               "weight_bytes": len(plan.weights), **metadata.get("extra", {})},
+    )
+    return CompiledModel(engine, plan, md, model_id, owns_engine=owns_engine, max_batch_rows=max_batch_rows)
