@@ -2,11 +2,61 @@
 
 No tensorflow / tensorflowjs is needed: the Keras 3 model config is rewritten into the Keras 2.x
 form that ``tf.loadLayersModel`` of tfjs 4.22 parses, and the weights are written as little-endian
-float32 shards under the names tfjs-layers looks up (``dense/kernel``, ``lstm/lstm_cell/kernel`` ...).
+float32 shards under the names tfjs-layers looks up. ``modelTopology.keras_version`` records the
+Keras that made the model (e.g. ``"3.15.1"``); readers use its major version where Keras 2 and 3
+differ (``hard_sigmoid``).
 
 Only a verified set of layers is supported (see :data:`SUPPORTED_LAYERS`); anything else raises
 :class:`~jsengine_ml.errors.UnsupportedLayerError`. Initializers, regularizers and constraints do not
 matter for inference (the weights are always shipped), so unknown ones are replaced by neutral values.
+
+Weight names (``weightsManifest``), by layer type::
+
+    Dense, Conv1D/2D, BatchNormalization, ...  <layer>/<weight>              dense/kernel
+    DepthwiseConv2D                            <layer>/depthwise_kernel      (Keras 3 calls it "kernel")
+    SimpleRNN, LSTM, GRU                       <layer>/<cell>/<weight>       lstm/lstm_cell/kernel
+    Bidirectional(RNN named R)                 <bidir>/forward_R/<cell>/<weight>, <bidir>/backward_R/<cell>/<weight>
+    TimeDistributed(layer)                     <td>/<weight>                 time_distributed/kernel
+
+``<cell>`` is the Keras cell name (``simple_rnn_cell``, ``lstm_cell``, ``gru_cell``); tfjs drops that
+segment when it matches names. ``R`` is the wrapped layer's name without Keras 3's ``forward_``
+prefix: it is the name the exported ``Bidirectional`` config gives its ``layer``, and tfjs prefixes
+it again with ``forward_`` / ``backward_``.
+
+Rewritten on export (tfjs computes the same thing):
+
+* ``GlobalAveragePooling1D/2D`` and ``GlobalMaxPooling1D/2D`` with ``keepdims=True`` become the
+  pooling layer (renamed ``<name>_pool``, or ``<name>_pool_2`` ... when taken) followed by a
+  ``Reshape`` named ``<name>`` to ``(1, C)`` / ``(1, 1, C)``: tfjs 4.22's global pooling layers
+  have no ``keepdims``.
+* ``SpatialDropout2D`` becomes ``Dropout`` (both are the identity at inference; tfjs has no
+  ``SpatialDropout2D``).
+* ``LeakyReLU(negative_slope=a)`` becomes tfjs' ``LeakyReLU(alpha=a)``; ``silu`` becomes ``swish``.
+* A ``-1`` in a ``Reshape`` target shape is replaced by the size Keras inferred (tfjs leaves it
+  unknown in the symbolic shape, so the next layer could not build).
+
+Exported although tfjs 4.22 cannot run them (a runtime that reads the topology itself can):
+
+* ``GRU`` (also inside ``Bidirectional``) with ``reset_after=True``, Keras 3's default, with its
+  ``(2, 3 * units)`` bias: ``tf.loadLayersModel`` refuses it ("GRUCell does not support
+  reset_after parameter set to true").
+* ``Conv1D(padding="causal")``: tfjs loads it and throws on predict ("The support for CAUSAL
+  padding mode in conv1dWithBias is not implemented yet").
+* ``Subtract`` and ``SeparableConv1D``: tfjs 4.22 has no such layer class ("Unknown layer").
+* ``ELU(alpha != 1)``: tfjs refuses non-default alpha values.
+* ``Softmax`` over another axis than the last: tfjs loads it and throws on predict ("Softmax along
+  a non-last dimension is not yet supported").
+
+Computed differently by tfjs: the ``hard_sigmoid`` activation. Keras 3 computes
+``relu6(x + 3) / 6`` (= ``clip(x / 6 + 0.5, 0, 1)``), tfjs (like Keras 2) ``clip(0.2 * x + 0.5, 0, 1)``.
+It is exported as ``hard_sigmoid``; tfjs' predictions differ wherever ``0 < |x| < 3``.
+
+Refused because tfjs would silently compute something else: ``DepthwiseConv2D`` with
+``dilation_rate != 1`` (tfjs ignores it), ``BatchNormalization`` over another axis than the last
+(tfjs 4.22's cpu kernel broadcasts the statistics along the last axis whatever ``axis`` says),
+``ReLU`` with ``negative_slope`` or ``threshold``, ``LayerNormalization(rms_scaling=True)``. Also
+refused: ``TimeDistributed`` around a recurrent layer or a wrapper (tfjs cannot build it), and a
+``Bidirectional`` whose ``backward_layer`` is not its forward layer run backwards.
 """
 
 from __future__ import annotations
@@ -27,8 +77,8 @@ __all__ = ["SUPPORTED_LAYERS", "keras_to_tfjs"]
 Config = dict[str, Any]
 
 # Keras activation name -> TF.js activation name (snake case; tfjs camel-cases it on load).
-# Omitted on purpose: hard_sigmoid (Keras 3: relu6(x+3)/6, tfjs: clip(0.2x+0.5)), leaky_relu,
-# exponential, hard_silu, ... which tfjs lacks or computes differently.
+# hard_sigmoid is exported although tfjs computes it differently (see the module docstring).
+# Omitted: leaky_relu, exponential, hard_silu, celu, glu, ... which tfjs 4.22 lacks.
 _ACTIVATIONS = {
     "linear": "linear",
     "relu": "relu",
@@ -45,6 +95,7 @@ _ACTIVATIONS = {
     "silu": "swish",
     "gelu": "gelu",
     "mish": "mish",
+    "hard_sigmoid": "hard_sigmoid",
 }
 
 # Keras 3 initializer class -> (tfjs class, config keys kept).
@@ -88,7 +139,6 @@ _CONSTRAINTS = {
     "MinMaxNorm": ("min_value", "max_value", "rate", "axis"),
 }
 
-_COMMON = ("name", "trainable", "dtype")
 _DENSE_LIKE = (
     "activation",
     "use_bias",
@@ -100,10 +150,44 @@ _DENSE_LIKE = (
     "kernel_constraint",
     "bias_constraint",
 )
-_RNN = (
+_CONV_BASE = (
+    "kernel_size",
+    "strides",
+    "padding",
+    "data_format",
+    "dilation_rate",
+    "activation",
+    "use_bias",
+    "bias_initializer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "bias_constraint",
+)
+_CONV = ("filters", *_CONV_BASE, "kernel_initializer", "kernel_regularizer", "kernel_constraint")
+_DEPTHWISE = ("depth_multiplier", "depthwise_initializer", "depthwise_regularizer", "depthwise_constraint")
+_SEPARABLE = (
+    "filters",
+    *_CONV_BASE,
+    *_DEPTHWISE,
+    "pointwise_initializer",
+    "pointwise_regularizer",
+    "pointwise_constraint",
+)
+_POOL_1D = ("pool_size", "strides", "padding")
+_POOL_2D = (*_POOL_1D, "data_format")
+_NORM = (
+    "axis",
+    "epsilon",
+    "center",
+    "scale",
+    "beta_initializer",
+    "gamma_initializer",
+    "beta_regularizer",
+    "gamma_regularizer",
+)
+_RNN_BASE = (
     "units",
     "activation",
-    "recurrent_activation",
     "use_bias",
     "kernel_initializer",
     "recurrent_initializer",
@@ -123,47 +207,22 @@ _RNN = (
     "stateful",
     "unroll",
 )
+_RNN = (*_RNN_BASE, "recurrent_activation")
+_RNN_WEIGHTS = ("kernel", "recurrent_kernel", "bias")
 
-# class name -> (config keys passed to tfjs besides name/trainable/dtype, allowed weight names)
+# class name -> (config keys passed to tfjs besides name/trainable/dtype, allowed Keras weight names)
 SUPPORTED_LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "InputLayer": ((), ()),
+    # core
     "Dense": (("units", *_DENSE_LIKE), ("kernel", "bias")),
     "Activation": (("activation",), ()),
     "Dropout": (("rate", "noise_shape", "seed"), ()),
-    "BatchNormalization": (
-        (
-            "axis",
-            "momentum",
-            "epsilon",
-            "center",
-            "scale",
-            "beta_initializer",
-            "gamma_initializer",
-            "moving_mean_initializer",
-            "moving_variance_initializer",
-            "beta_regularizer",
-            "gamma_regularizer",
-            "beta_constraint",
-            "gamma_constraint",
-        ),
-        ("gamma", "beta", "moving_mean", "moving_variance"),
-    ),
-    "Concatenate": (("axis",), ()),
-    "Add": ((), ()),
-    "Multiply": ((), ()),
-    "Average": ((), ()),
-    "Maximum": ((), ()),
-    "Minimum": ((), ()),
-    "Conv2D": (
-        ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", *_DENSE_LIKE),
-        ("kernel", "bias"),
-    ),
-    "MaxPooling2D": (("pool_size", "strides", "padding", "data_format"), ()),
-    "AveragePooling2D": (("pool_size", "strides", "padding", "data_format"), ()),
+    "SpatialDropout1D": (("rate", "seed"), ()),
+    "SpatialDropout2D": (("rate", "seed"), ()),  # exported as a tfjs Dropout
     "Flatten": (("data_format",), ()),
     "Reshape": (("target_shape",), ()),
-    "LSTM": ((*_RNN, "unit_forget_bias"), ("kernel", "recurrent_kernel", "bias")),
-    "GRU": ((*_RNN, "reset_after"), ("kernel", "recurrent_kernel", "bias")),
+    "Permute": (("dims",), ()),
+    "RepeatVector": (("n",), ()),
     "Embedding": (
         (
             "input_dim",
@@ -176,11 +235,97 @@ SUPPORTED_LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
         ("embeddings",),
     ),
+    # convolution and pooling
+    "Conv1D": (_CONV, ("kernel", "bias")),
+    "Conv2D": (_CONV, ("kernel", "bias")),
+    "DepthwiseConv2D": ((*_CONV_BASE, *_DEPTHWISE), ("kernel", "bias")),  # kernel -> depthwise_kernel
+    "SeparableConv1D": (_SEPARABLE, ("depthwise_kernel", "pointwise_kernel", "bias")),
+    "SeparableConv2D": (_SEPARABLE, ("depthwise_kernel", "pointwise_kernel", "bias")),
+    "MaxPooling1D": (_POOL_1D, ()),
+    "AveragePooling1D": (_POOL_1D, ()),
+    "MaxPooling2D": (_POOL_2D, ()),
+    "AveragePooling2D": (_POOL_2D, ()),
     "GlobalAveragePooling1D": ((), ()),
-    "GlobalAveragePooling2D": (("data_format",), ()),
     "GlobalMaxPooling1D": ((), ()),
+    "GlobalAveragePooling2D": (("data_format",), ()),
     "GlobalMaxPooling2D": (("data_format",), ()),
+    # normalization
+    "BatchNormalization": (
+        (
+            *_NORM,
+            "momentum",
+            "moving_mean_initializer",
+            "moving_variance_initializer",
+            "beta_constraint",
+            "gamma_constraint",
+        ),
+        ("gamma", "beta", "moving_mean", "moving_variance"),
+    ),
+    "LayerNormalization": (_NORM, ("gamma", "beta")),
+    # activation layers
+    "ReLU": (("max_value",), ()),
+    "LeakyReLU": (("negative_slope",), ()),  # tfjs: alpha
+    "PReLU": (("alpha_initializer", "alpha_regularizer", "alpha_constraint", "shared_axes"), ("alpha",)),
+    "ELU": (("alpha",), ()),
+    "Softmax": (("axis",), ()),
+    # recurrent and wrappers
+    "SimpleRNN": (_RNN_BASE, _RNN_WEIGHTS),
+    "LSTM": ((*_RNN, "unit_forget_bias"), _RNN_WEIGHTS),
+    "GRU": ((*_RNN, "reset_after"), _RNN_WEIGHTS),
+    "Bidirectional": (("merge_mode",), ()),  # + "layer"; weights are the wrapped RNN's
+    "TimeDistributed": ((), ()),  # + "layer"; weights are the wrapped layer's
+    # merging
+    "Concatenate": (("axis",), ()),
+    "Add": ((), ()),
+    "Subtract": ((), ()),
+    "Multiply": ((), ()),
+    "Average": ((), ()),
+    "Maximum": ((), ()),
+    "Minimum": ((), ()),
 }
+
+_RNN_LAYERS = frozenset({"SimpleRNN", "LSTM", "GRU"})
+#: Layers TimeDistributed may wrap (tfjs' TimeDistributed cannot build recurrent layers).
+_TIME_DISTRIBUTABLE = frozenset(
+    {
+        "Dense",
+        "Activation",
+        "Dropout",
+        "Flatten",
+        "RepeatVector",
+        "Conv1D",
+        "Conv2D",
+        "DepthwiseConv2D",
+        "SeparableConv2D",
+        "MaxPooling1D",
+        "AveragePooling1D",
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling2D",
+        "BatchNormalization",
+        "LayerNormalization",
+        "ReLU",
+        "LeakyReLU",
+        "PReLU",
+        "ELU",
+        "Softmax",
+    }
+)
+#: Global pooling layer -> number of pooled axes (a keepdims=True export reshapes to that many 1s).
+_GLOBAL_POOLING = {
+    "GlobalAveragePooling1D": 1,
+    "GlobalMaxPooling1D": 1,
+    "GlobalAveragePooling2D": 2,
+    "GlobalMaxPooling2D": 2,
+}
+_TFJS_CLASS = {"SpatialDropout2D": "Dropout"}
+_RENAMED_KEYS = {"LeakyReLU": {"negative_slope": "alpha"}}
+_RENAMED_WEIGHTS = {"DepthwiseConv2D": {"kernel": "depthwise_kernel"}}
+_PADDINGS = {"Conv1D": ("valid", "same", "causal")}
+_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 def _supported_list() -> str:
@@ -336,13 +481,7 @@ def _convert_input_layer(cfg: Config, where: str) -> Config:
     return {"batch_input_shape": list(shape), "dtype": dtype, "sparse": False, "name": cfg["name"]}
 
 
-def _convert_layer_config(class_name: str, cfg: Config) -> Config:
-    """Normalise one Keras 3 layer config into the Keras 2.x form tfjs-layers parses."""
-    where = _where(cfg.get("name", "?"), class_name)
-    if class_name == "InputLayer":
-        return _convert_input_layer(cfg, where)
-    keys, _ = SUPPORTED_LAYERS[class_name]
-
+def _check_common(cfg: Config, where: str) -> None:
     dtype = _policy_dtype(cfg.get("dtype")) or "float32"
     if dtype != "float32":
         raise ExportError(f"{where}: dtype policy {dtype!r} is not supported (only float32)")
@@ -352,46 +491,200 @@ def _convert_layer_config(class_name: str, cfg: Config) -> Config:
         raise ExportError(
             f"{where}: data_format {cfg['data_format']!r} is not supported (only channels_last)"
         )
-    if cfg.get("keepdims"):
-        raise ExportError(f"{where}: keepdims=True is not supported")
-    if class_name == "Conv2D":
+
+
+def _input_rank(obj: Any) -> int | None:
+    """The rank of a layer's (first call's) input, batch axis included, when Keras knows it."""
+    try:
+        return len(obj.input.shape)
+    except Exception:  # never called (a wrapped layer), or no layer object
+        spec = getattr(obj, "input_spec", None)
+        ndim = getattr(spec, "ndim", None)
+        return ndim if isinstance(ndim, int) else None
+
+
+def _static_output_shape(obj: Any) -> list[int] | None:
+    """A layer's (first call's) output shape without the batch axis, when every dimension is known."""
+    try:
+        shape = list(obj.output.shape[1:])
+    except Exception:
+        return None
+    return shape if all(isinstance(d, int) for d in shape) else None
+
+
+def _check_batch_norm_axis(axis: Any, obj: Any, where: str) -> None:
+    """tfjs 4.22 (cpu backend) broadcasts the statistics along the last axis whatever ``axis`` says."""
+    if axis == -1:
+        return
+    rank = _input_rank(obj)
+    if rank is None or axis != rank - 1:
+        raise ExportError(
+            f"{where}: axis {axis} (not the last axis) is not supported by the TF.js export: tfjs 4.22 "
+            "applies the moving statistics along the last axis and would compute another output; "
+            "normalize the last axis (Permute around the layer if needed)"
+        )
+
+
+def _check_class_config(class_name: str, cfg: Config, where: str, obj: Any = None) -> Config:
+    """Refuse what tfjs (or the export) cannot express; return the config with Keras 3 quirks undone."""
+    if class_name in ("Conv1D", "Conv2D"):
         _require(cfg.get("groups", 1) == 1, where, "groups != 1")
-        _require(cfg.get("padding") in ("valid", "same"), where, f"padding {cfg.get('padding')!r}")
+    if "padding" in SUPPORTED_LAYERS[class_name][0]:
+        allowed = _PADDINGS.get(class_name, ("valid", "same"))
+        _require(cfg.get("padding", "valid") in allowed, where, f"padding {cfg.get('padding')!r}")
+    if class_name == "DepthwiseConv2D":
+        dilation = cfg.get("dilation_rate", 1)
+        if any(d != 1 for d in (dilation if isinstance(dilation, (list, tuple)) else [dilation])):
+            raise ExportError(
+                f"{where}: dilation_rate {dilation!r} is not supported by the TF.js export: tfjs 4.22's "
+                "DepthwiseConv2D ignores dilation and would compute another output; use dilation_rate=1"
+            )
     if class_name == "BatchNormalization":
         _require(not cfg.get("renorm"), where, "renorm=True")
         axis = cfg.get("axis", -1)
         if isinstance(axis, (list, tuple)):
             _require(len(axis) == 1, where, f"axis {axis!r}")
             cfg = {**cfg, "axis": axis[0]}
-    if class_name in ("LSTM", "GRU"):
+        _check_batch_norm_axis(cfg.get("axis", -1), obj, where)
+    if class_name == "LayerNormalization":
+        _require(not cfg.get("rms_scaling"), where, "rms_scaling=True (tfjs has no RMS layer normalization)")
+    if class_name == "ReLU" and (cfg.get("negative_slope") or cfg.get("threshold")):
+        raise ExportError(
+            f"{where}: negative_slope={cfg.get('negative_slope')} / threshold={cfg.get('threshold')} are not "
+            "supported by the TF.js export: tfjs' ReLU only has max_value (use LeakyReLU for a negative slope)"
+        )
+    if class_name in _RNN_LAYERS:
         _require(not cfg.get("stateful"), where, "stateful=True")
         _require(not cfg.get("return_state"), where, "return_state=True")
-        if class_name == "GRU":
-            _require(
-                not cfg.get("reset_after", True),
-                where,
-                "reset_after=True (tfjs GRUCell only implements reset_after=False)",
-            )
+    if class_name == "Bidirectional":
+        _require(cfg.get("merge_mode", "concat") in _MERGE_MODES, where, f"merge_mode {cfg.get('merge_mode')!r}")
+    return cfg
 
+
+def _convert_value(key: str, value: Any, where: str) -> Any:
+    if key.endswith("activation"):
+        return _activation(value, where)
+    if key.endswith("initializer"):
+        return _initializer(value)
+    if key.endswith("regularizer"):
+        return _regularizer(value)
+    if key.endswith("constraint"):
+        return _constraint(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _convert_layer_config(class_name: str, cfg: Config, obj: Any = None) -> Config:
+    """Normalise one Keras 3 layer config (not a wrapper) into the Keras 2.x form tfjs-layers parses.
+
+    ``obj`` is the Keras layer, for what the config alone does not tell (its input rank).
+    """
+    where = _where(cfg.get("name", "?"), class_name)
+    if class_name == "InputLayer":
+        return _convert_input_layer(cfg, where)
+    keys, _ = SUPPORTED_LAYERS[class_name]
+    _check_common(cfg, where)
+    cfg = _check_class_config(class_name, cfg, where, obj)
+    renamed = _RENAMED_KEYS.get(class_name, {})
     out: Config = {"name": cfg["name"], "trainable": bool(cfg.get("trainable", True)), "dtype": "float32"}
     for key in keys:
-        if key not in cfg:
-            continue
-        value = cfg[key]
-        if key.endswith("activation"):
-            value = _activation(value, where)
-        elif key.endswith("initializer"):
-            value = _initializer(value)
-        elif key.endswith("regularizer"):
-            value = _regularizer(value)
-        elif key.endswith("constraint"):
-            value = _constraint(value)
-        elif isinstance(value, tuple):
-            value = list(value)
-        out[key] = value
-    if class_name == "GRU":
-        out["reset_after"] = False
+        if key in cfg:
+            out[renamed.get(key, key)] = _convert_value(key, cfg[key], where)
     return out
+
+
+def _check_wrapped(
+    keras: Any, where: str, entry: Any, obj: Any, allowed: frozenset[str], role: str, hint: str = ""
+) -> str:
+    """The class name of a layer inside a wrapper, when it is a built-in layer the wrapper may hold."""
+    class_name = entry.get("class_name") if isinstance(entry, dict) else None
+    builtin = getattr(keras.layers, str(class_name), None)
+    if class_name not in allowed or obj is None or type(obj) is not builtin:
+        shown = type(obj).__name__ if obj is not None else class_name
+        raise UnsupportedLayerError(
+            f"{where}: {role} {shown} is not supported by the TF.js export{hint}; it can be one of "
+            f"{', '.join(sorted(allowed))}"
+        )
+    return str(class_name)
+
+
+def _inference_keys(cfg: Config) -> Config:
+    """The config entries that change what a recurrent layer computes."""
+    ignored = ("name", "trainable", "dropout", "recurrent_dropout", "unit_forget_bias")
+    return {
+        k: v
+        for k, v in cfg.items()
+        if k not in ignored and not k.endswith(("initializer", "regularizer", "constraint"))
+    }
+
+
+def _convert_bidirectional(keras: Any, cfg: Config, obj: Any, where: str) -> Config:
+    """tfjs builds both directions from ``layer`` (named without Keras 3's ``forward_`` prefix)."""
+    inner_cls = _check_wrapped(keras, where, cfg.get("layer"), obj.forward_layer, _RNN_LAYERS, "the wrapped layer")
+    inner = _convert_layer_config(inner_cls, cfg["layer"]["config"], obj.forward_layer)
+    inner["name"] = _bidirectional_inner_name(inner["name"])
+    back = cfg.get("backward_layer")
+    if back is not None:
+        back_cls = _check_wrapped(keras, where, back, obj.backward_layer, _RNN_LAYERS, "the backward layer")
+        mirrored = {**inner, "go_backwards": not inner.get("go_backwards", False)}
+        backward = _convert_layer_config(back_cls, back["config"], obj.backward_layer)
+        if back_cls != inner_cls or _inference_keys(backward) != _inference_keys(mirrored):
+            raise ExportError(
+                f"{where}: a backward_layer that is not the forward layer with go_backwards flipped is not "
+                "supported (tfjs derives the backward layer from the forward one); drop backward_layer"
+            )
+    out = _convert_layer_config("Bidirectional", cfg)
+    out["merge_mode"] = cfg.get("merge_mode", "concat")
+    out["layer"] = {"class_name": inner_cls, "config": inner}
+    return out
+
+
+def _bidirectional_inner_name(forward_name: str) -> str:
+    return forward_name[len("forward_") :] if forward_name.startswith("forward_") else forward_name
+
+
+def _convert_time_distributed(keras: Any, cfg: Config, obj: Any, where: str) -> Config:
+    hint = " (tfjs' TimeDistributed cannot build recurrent layers or wrappers)"
+    inner_cls = _check_wrapped(
+        keras, where, cfg.get("layer"), obj.layer, _TIME_DISTRIBUTABLE, "the wrapped layer", hint
+    )
+    inner_cfg = cfg["layer"]["config"]
+    _require(not inner_cfg.get("keepdims"), where, "a wrapped global pooling layer with keepdims=True")
+    out = _convert_layer_config("TimeDistributed", cfg)
+    out["layer"] = {"class_name": inner_cls, "config": _convert_layer_config(inner_cls, inner_cfg, obj.layer)}
+    return out
+
+
+def _fresh_name(base: str, taken: set[str]) -> str:
+    name, i = base, 1
+    while name in taken:
+        i += 1
+        name = f"{base}_{i}"
+    taken.add(name)
+    return name
+
+
+def _tfjs_layers(keras: Any, class_name: str, cfg: Config, obj: Any, taken: set[str]) -> list[tuple[str, Config]]:
+    """The tfjs layers (class name, config) one Keras layer becomes, in call order; the last keeps its name."""
+    where = _where(cfg.get("name", "?"), class_name)
+    if class_name == "Bidirectional":
+        return [(class_name, _convert_bidirectional(keras, cfg, obj, where))]
+    if class_name == "TimeDistributed":
+        return [(class_name, _convert_time_distributed(keras, cfg, obj, where))]
+    out = _convert_layer_config(class_name, cfg, obj)
+    tfjs_class = _TFJS_CLASS.get(class_name, class_name)
+    if class_name == "Reshape" and -1 in out["target_shape"]:
+        # tfjs leaves a -1 unresolved in the symbolic shape (the batch size is unknown), and the next
+        # layer could not build: write the size Keras inferred
+        out["target_shape"] = _static_output_shape(obj) or out["target_shape"]
+    if class_name in _GLOBAL_POOLING and cfg.get("keepdims"):
+        name = out["name"]
+        out["name"] = _fresh_name(f"{name}_pool", taken)
+        target = _static_output_shape(obj) or [1] * _GLOBAL_POOLING[class_name] + [-1]
+        reshape = {"name": name, "trainable": out["trainable"], "dtype": "float32", "target_shape": target}
+        return [(tfjs_class, out), ("Reshape", reshape)]
+    return [(tfjs_class, out)]
 
 
 def _check_layer_class(keras: Any, layer_name: str, entry: Config, layer_obj: Any) -> str:
@@ -476,6 +769,64 @@ def _layers_by_name(model: Any) -> dict[str, Any]:
     return {layer.name: layer for layer in model.layers}
 
 
+def _entry_name(entry: Config) -> str:
+    return str(entry.get("name") or entry.get("config", {}).get("name", "?"))
+
+
+def _sequential_input(cfg: Config) -> Config:
+    shape = cfg.get("build_input_shape")
+    if shape is None:
+        raise ExportError("the Sequential model has no input shape; build it or start it with keras.Input")
+    return {
+        "class_name": "InputLayer",
+        "config": {
+            "batch_input_shape": list(shape),
+            "dtype": "float32",
+            "sparse": False,
+            "name": f"{cfg.get('name', 'sequential')}_input",
+        },
+    }
+
+
+def _convert_sequential(keras: Any, cfg: Config, objects: dict[str, Any], taken: set[str]) -> Config:
+    layers_out = []
+    for i, entry in enumerate(cfg.get("layers", [])):
+        lname = _entry_name(entry)
+        obj = objects.get(lname)
+        cls = _check_layer_class(keras, lname, entry, obj)
+        if i == 0 and cls != "InputLayer":
+            layers_out.append(_sequential_input(cfg))
+        for tfjs_class, layer_cfg in _tfjs_layers(keras, cls, entry["config"], obj, taken):
+            layers_out.append({"class_name": tfjs_class, "config": layer_cfg})
+    if not layers_out:
+        raise ExportError("the Sequential model has no layers")
+    return {"class_name": "Sequential", "config": {"name": cfg.get("name", "sequential"), "layers": layers_out}}
+
+
+def _convert_functional(keras: Any, cfg: Config, objects: dict[str, Any], taken: set[str]) -> Config:
+    layers_out = []
+    for entry in cfg.get("layers", []):
+        lname = _entry_name(entry)
+        obj = objects.get(lname)
+        cls = _check_layer_class(keras, lname, entry, obj)
+        nodes = _convert_inbound_nodes(entry.get("inbound_nodes", []), _where(lname, cls))
+        for tfjs_class, layer_cfg in _tfjs_layers(keras, cls, entry["config"], obj, taken):
+            layers_out.append(
+                {"class_name": tfjs_class, "config": layer_cfg, "name": layer_cfg["name"], "inbound_nodes": nodes}
+            )
+            # a stage added by the export feeds the next one, call for call
+            nodes = [[[layer_cfg["name"], k, 0, {}]] for k in range(len(nodes))]
+    return {
+        "class_name": "Model",
+        "config": {
+            "name": cfg.get("name", "model"),
+            "layers": layers_out,
+            "input_layers": _endpoint_list(cfg.get("input_layers", []), "inputs"),
+            "output_layers": _endpoint_list(cfg.get("output_layers", []), "outputs"),
+        },
+    }
+
+
 def _convert_topology(keras: Any, model: Any) -> Config:
     try:
         model_json = json.loads(model.to_json())
@@ -484,64 +835,11 @@ def _convert_topology(keras: Any, model: Any) -> Config:
     class_name = model_json.get("class_name")
     cfg = model_json.get("config") or {}
     objects = _layers_by_name(model)
-
+    taken = {_entry_name(e) for e in cfg.get("layers", [])} | {layer.name for layer in model.layers}
     if class_name == "Sequential":
-        layers_out = []
-        entries = cfg.get("layers", [])
-        for i, entry in enumerate(entries):
-            lname = entry.get("config", {}).get("name", "?")
-            cls = _check_layer_class(keras, lname, entry, objects.get(lname))
-            layer_cfg = _convert_layer_config(cls, entry["config"])
-            if i == 0 and cls != "InputLayer":
-                shape = cfg.get("build_input_shape")
-                if shape is None:
-                    raise ExportError(
-                        "the Sequential model has no input shape; build it or start it with keras.Input"
-                    )
-                layers_out.append(
-                    {
-                        "class_name": "InputLayer",
-                        "config": {
-                            "batch_input_shape": list(shape),
-                            "dtype": "float32",
-                            "sparse": False,
-                            "name": f"{cfg.get('name', 'sequential')}_input",
-                        },
-                    }
-                )
-            layers_out.append({"class_name": cls, "config": layer_cfg})
-        if not layers_out:
-            raise ExportError("the Sequential model has no layers")
-        return {
-            "class_name": "Sequential",
-            "config": {"name": cfg.get("name", "sequential"), "layers": layers_out},
-        }
-
+        return _convert_sequential(keras, cfg, objects, taken)
     if class_name in ("Functional", "Model"):
-        layers_out = []
-        for entry in cfg.get("layers", []):
-            lname = entry.get("name") or entry.get("config", {}).get("name", "?")
-            cls = _check_layer_class(keras, lname, entry, objects.get(lname))
-            layers_out.append(
-                {
-                    "class_name": cls,
-                    "config": _convert_layer_config(cls, entry["config"]),
-                    "name": lname,
-                    "inbound_nodes": _convert_inbound_nodes(
-                        entry.get("inbound_nodes", []), _where(lname, cls)
-                    ),
-                }
-            )
-        return {
-            "class_name": "Model",
-            "config": {
-                "name": cfg.get("name", "model"),
-                "layers": layers_out,
-                "input_layers": _endpoint_list(cfg.get("input_layers", []), "inputs"),
-                "output_layers": _endpoint_list(cfg.get("output_layers", []), "outputs"),
-            },
-        }
-
+        return _convert_functional(keras, cfg, objects, taken)
     raise ExportError(
         f"model class {class_name!r} is not supported; only Sequential and functional models "
         "(subclassed models have no serializable graph)"
@@ -551,22 +849,45 @@ def _convert_topology(keras: Any, model: Any) -> Config:
 # --------------------------------------------------------------------------- weights
 
 
+def _named_weights(layer: Any, prefix: str, where: str) -> list[tuple[str, Any]]:
+    """(tfjs weight name, variable) for the variables of a plain or recurrent layer (no wrapper)."""
+    class_name = type(layer).__name__
+    allowed = SUPPORTED_LAYERS.get(class_name, ((), ()))[1]
+    renamed = _RENAMED_WEIGHTS.get(class_name, {})
+    if class_name in _RNN_LAYERS:
+        prefix = f"{prefix}/{layer.cell.name}"  # what the official converter writes; tfjs drops the cell
+    out = []
+    for var in layer.weights:
+        if var.name not in allowed:
+            raise ExportError(
+                f"{where}: unexpected weight {var.name!r} (expected {', '.join(allowed) or 'none'})"
+            )
+        out.append((f"{prefix}/{renamed.get(var.name, var.name)}", var))
+    return out
+
+
+def _layer_weights(layer: Any) -> list[tuple[str, Any]]:
+    """(tfjs weight name, variable) for every variable of a top-level layer, in Keras' order."""
+    class_name = type(layer).__name__
+    where = _where(layer.name, class_name)
+    if class_name == "Bidirectional":
+        inner = _bidirectional_inner_name(layer.forward_layer.name)
+        out = _named_weights(layer.forward_layer, f"{layer.name}/forward_{inner}", where)
+        out += _named_weights(layer.backward_layer, f"{layer.name}/backward_{inner}", where)
+    elif class_name == "TimeDistributed":
+        out = _named_weights(layer.layer, layer.name, where)
+    else:
+        out = _named_weights(layer, layer.name, where)
+    if len(out) != len(layer.weights):
+        raise ExportError(f"{where}: {len(layer.weights)} weights, {len(out)} of them in known sub-layers")
+    return out
+
+
 def _collect_weights(keras: Any, model: Any) -> list[tuple[str, np.ndarray]]:
     out: list[tuple[str, np.ndarray]] = []
     seen: set[str] = set()
     for layer in model.layers:
-        class_name = type(layer).__name__
-        allowed = SUPPORTED_LAYERS.get(class_name, ((), ()))[1]
-        prefix = layer.name
-        if class_name in ("LSTM", "GRU"):
-            prefix = f"{layer.name}/{layer.cell.name}"  # what the official converter writes
-        for var in layer.weights:
-            if var.name not in allowed:
-                raise ExportError(
-                    f"{_where(layer.name, class_name)}: unexpected weight {var.name!r} "
-                    f"(expected {', '.join(allowed) or 'none'})"
-                )
-            name = f"{prefix}/{var.name}"
+        for name, var in _layer_weights(layer):
             if name in seen:
                 raise ExportError(f"duplicate weight name {name!r}")
             seen.add(name)
