@@ -28,6 +28,8 @@ import jsengine_ml  # noqa: E402
 from jsengine_ml.errors import JSEngineMLError  # noqa: E402
 from jsengine_ml.export import keras_to_tfjs  # noqa: E402
 from jsengine_ml.model import load  # noqa: E402
+from jsengine_ml.reference import forward  # noqa: E402
+from jsengine_ml.topology import read_artifact_graph  # noqa: E402
 
 BACKENDS = [i.name for i in jsengine_ml.available_backends() if i.available]
 BATCHES = (0, 1, 3, 17)
@@ -285,14 +287,16 @@ def _inputs(rng: np.random.Generator, shape: tuple[int, ...], dtype: str, n: int
     return rng.normal(0, 1.5, size=(n, *shape)).astype(np.float32)
 
 
+Exported = tuple[Path, list[np.ndarray], list[np.ndarray], Any]
+
+
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], tuple[Path, list[np.ndarray],
-                                                                                    list[np.ndarray]]]]:
-    """case id -> (model.json, inputs per batch size, Keras outputs per batch size), built once."""
-    built: dict[str, tuple[Path, list[np.ndarray], list[np.ndarray]]] = {}
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Exported]]:
+    """case id -> (model.json, inputs per batch size, Keras outputs per batch size, Keras model), built once."""
+    built: dict[str, Exported] = {}
     root = tmp_path_factory.mktemp("layers")
 
-    def get(case_id: str) -> tuple[Path, list[np.ndarray], list[np.ndarray]]:
+    def get(case_id: str) -> Exported:
         if case_id not in built:
             rng = np.random.default_rng(zlib.crc32(case_id.encode()))
             keras.utils.set_random_seed(int(rng.integers(1 << 30)))
@@ -303,10 +307,21 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str
             xs = [_inputs(rng, shape, dtype, n, model) for n in BATCHES]
             ys = [np.asarray(model.predict(x, verbose=0), dtype=np.float32).reshape(len(x), -1) if len(x) else None
                   for x in xs]
-            built[case_id] = (path, xs, ys)  # type: ignore[assignment]
+            built[case_id] = (path, xs, ys, model)  # type: ignore[assignment]
         return built[case_id]
 
     yield get
+
+
+@pytest.mark.parametrize("case_id", sorted(CASES))
+def test_numpy_reference_matches_keras(case_id: str, exported: Any) -> None:
+    """The one numpy forward pass (jsengine_ml.reference.forward) on the same artifacts."""
+    path, xs, ys, _ = exported(case_id)
+    graph = read_artifact_graph(path)
+    for x, y in zip(xs, ys, strict=True):
+        if y is not None:
+            out = forward(graph, x, np.float64)[0].reshape(len(x), -1)
+            np.testing.assert_allclose(out, y, rtol=1e-4, atol=2e-5, err_msg=f"{case_id}, batch {len(x)}")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -327,7 +342,7 @@ def _tfjs_differs(model_json: Path) -> str | None:
 
 @pytest.mark.parametrize("case_id", sorted(CASES))
 def test_compiled_layer_matches_keras_and_tfjs(case_id: str, shared_engine: Any, exported: Any) -> None:
-    path, xs, ys = exported(case_id)
+    path, xs, ys, _ = exported(case_id)
     with load(path, engine=shared_engine, runtime="compiled") as model:
         for x, y in zip(xs, ys, strict=True):
             out = model.predict(x)
@@ -344,3 +359,24 @@ def test_compiled_layer_matches_keras_and_tfjs(case_id: str, shared_engine: Any,
                                            err_msg=f"{case_id} vs tfjs")
     except JSEngineMLError as exc:  # what tfjs 4.22 itself cannot run: Keras above is the reference
         assert TFJS_CANNOT.search(str(exc)), f"{case_id}: tfjs failed unexpectedly: {exc}"
+
+
+NONFINITE_CASES = ["dense-0", "activation-softmax-0", "conv2d-0", "pool2d-0", "pool2d-1", "lstm-0", "normalization-2",
+                   "merge-4", "global-pool-0"]
+
+
+@pytest.mark.parametrize("case_id", NONFINITE_CASES)
+def test_nan_and_inf_inputs_propagate_as_in_keras(case_id: str, shared_engine: Any, exported: Any) -> None:
+    """With check_finite off, NaN and ±inf reach the kernels and come out where Keras (jax) puts them."""
+    path, xs, _, keras_model = exported(case_id)
+    x = xs[-1].copy()
+    flat = x.reshape(len(x), -1)
+    flat[1, 0], flat[2, -1], flat[4, flat.shape[1] // 2] = np.nan, np.inf, -np.inf
+    expected = np.asarray(keras_model.predict(x, verbose=0), dtype=np.float32).reshape(len(x), -1)
+    with load(path, engine=shared_engine, runtime="compiled") as model:
+        with pytest.raises(jsengine_ml.InputError, match="non-finite"):
+            model.predict(x)
+        model.check_finite = False
+        out = model.predict(x)
+    assert np.array_equal(np.isnan(out), np.isnan(expected)), f"{case_id}: NaN positions differ"
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=2e-5, equal_nan=True)
