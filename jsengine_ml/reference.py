@@ -1177,7 +1177,7 @@ def apply_layer(call: Any, inputs: Sequence[Array], keras_major: int = 3) -> Arr
         return separable_conv(x, call.weight("depthwise_kernel"), call.weight("pointwise_kernel"), bias,
                               activation=act, **geometry)
     if cls in ("MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D"):
-        return pool(x, cfg.get("pool_size", 2), cfg.get("strides"), geometry["padding"],  # type: ignore[arg-type]
+        return pool(x, cfg.get("pool_size", 2), cfg.get("strides"), geometry["padding"],
                     "max" if cls.startswith("Max") else "avg")
     if cls.startswith("Global"):
         return global_pool(x, "max" if "Max" in cls else "avg", bool(cfg.get("keepdims", False)))
