@@ -34,8 +34,15 @@ var __kk = {
     __kk.k = __jsml.es5Kernels.create(__kk.heap);
     return 16;
   },
-  write: function (addr, typed) { new Uint8Array(__kk.heap, addr, typed.byteLength).set(new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength)); return 0; },
-  read: function (addr, count, code) { var T = code === 2 ? Int32Array : Float32Array; return new T(__kk.heap.slice(addr, addr + 4 * count)); },
+  write: function (addr, typed) {
+    var bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+    new Uint8Array(__kk.heap, addr, typed.byteLength).set(bytes);
+    return 0;
+  },
+  read: function (addr, count, code) {
+    var T = code === 2 ? Int32Array : Float32Array;
+    return new T(__kk.heap.slice(addr, addr + 4 * count));
+  },
   call: function (name, args) {
     var f = __kk.k[name];
     if (typeof f !== 'function') { throw new Error('kernel set has no kernel ' + name); }
