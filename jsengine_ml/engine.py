@@ -104,6 +104,15 @@ def _backend_script(engine_class: type) -> str:
     return Path(inspect.getfile(owner)).with_name(owner.backend_script).read_text(encoding="utf-8")
 
 
+@functools.cache
+def _setup_script(engine_class: type[Engine]) -> str:
+    """The shims and the backend's data-path script as one script: one crossing at engine start."""
+    parts = [f"/* jsengine_ml/shims/{shim} */\n{read_shim(shim)}" for shim in SHIMS]
+    if engine_class.backend_script:
+        parts.append(f"/* {engine_class.__module__}:{engine_class.backend_script} */\n{_backend_script(engine_class)}")
+    return "\n;\n".join(parts) + "\n;void 0"
+
+
 def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
     """Read a packed array (header + little-endian data, see ``shims/io.js``) into a new numpy array."""
     raw = np.frombuffer(packed, dtype=np.uint8)
@@ -302,11 +311,7 @@ class Engine(ABC):
         self.entry_path: str | None = None  # where load_bundle found the entry point
         self._open(time_limit, memory_limit)
         try:
-            for shim in SHIMS:
-                self._exec(read_shim(shim), f"jsengine_ml/shims/{shim}")
-            if self.backend_script:
-                source = _backend_script(type(self))
-                self._exec(source, f"{type(self).__module__}:{self.backend_script}")
+            self._exec(_setup_script(type(self)), "jsengine_ml/shims (" + " ".join(SHIMS) + ")")
             self._run_jobs()
         except BaseException:
             self._close()

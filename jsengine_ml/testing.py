@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .topology import WEIGHT_DTYPES, read_layers_artifact, split_weights
+from .reference import forward
+from .topology import WEIGHT_DTYPES, read_artifact_graph, read_layers_artifact, split_weights
 
 __all__ = [
     "BROKEN_KINDS",
@@ -75,35 +76,9 @@ def _dense_layers(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def numpy_layers_predict(model_dir: str | os.PathLike[str], X: Any) -> np.ndarray:
-    """Score a stack of Dense layers (relu / softmax / sigmoid / tanh / linear) in numpy (float64 math).
-
-    Enough for the Wine MLP and its variants; raises ``NotImplementedError`` for anything else.
-    """
-    model_json = _model_json(model_dir)
-    spec = json.loads(model_json.read_text(encoding="utf-8"))
-    weights = read_layers_weights(model_json)
-    h = np.asarray(X, dtype=np.float64)
-    for layer in _dense_layers(spec):
-        name = layer["name"]
-        kernel = weights.get(f"{name}/kernel")
-        if kernel is None:
-            raise NotImplementedError(f"no weights found for Dense layer {name!r}")
-        h = h @ kernel.astype(np.float64)
-        if layer.get("use_bias", True):
-            h = h + weights[f"{name}/bias"].astype(np.float64)
-        act = layer.get("activation", "linear")
-        if act == "relu":
-            h = np.maximum(h, 0.0)
-        elif act == "softmax":
-            e = np.exp(h - h.max(axis=1, keepdims=True))
-            h = e / e.sum(axis=1, keepdims=True)
-        elif act == "sigmoid":
-            h = 1.0 / (1.0 + np.exp(-h))
-        elif act == "tanh":
-            h = np.tanh(h)
-        elif act != "linear":
-            raise NotImplementedError(f"activation {act!r} of layer {name!r}")
-    return h.astype(np.float32)
+    """Outputs of a TF.js Layers artifact computed by the numpy reference (float64 math), as float32."""
+    graph = read_artifact_graph(_model_json(model_dir))
+    return forward(graph, np.asarray(X), np.float64)[0].reshape(len(X), -1).astype(np.float32)
 
 
 def numpy_wine_predict(model_dir: str | os.PathLike[str] = WINE_DIR, X: Any = None) -> np.ndarray:
