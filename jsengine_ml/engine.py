@@ -9,6 +9,7 @@ else, including the shims, the thread rule and error handling, lives here once.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import json
@@ -18,6 +19,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from importlib import resources as importlib_resources
@@ -86,6 +88,13 @@ class Capabilities:
     zero_copy: bool = False
     #: Process-wide engine flags in effect (e.g. V8's ``--no-liftoff``), as the backend set them.
     engine_flags: str = ""
+    #: What ``memory_limit`` counts: ``"all"`` (every allocation, typed arrays included), ``"heap"``
+    #: (the JS heap only: ArrayBuffer stores escape it, so the engine refuses the limit unless the
+    #: caller passes ``heap_only_limit=True``), ``"process"`` (the resident memory of an isolated
+    #: engine's worker process, enforced by its supervisor) or None (no memory limit).
+    memory_limit_scope: str | None = None
+    #: Whether the engine runs in a supervised worker process (``isolation="process"``).
+    isolated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +120,14 @@ def _setup_script(engine_class: type[Engine]) -> str:
     if engine_class.backend_script:
         parts.append(f"/* {engine_class.__module__}:{engine_class.backend_script} */\n{_backend_script(engine_class)}")
     return "\n;\n".join(parts) + "\n;void 0"
+
+
+def tag_string(value: str) -> str:
+    """What ``__jsml.out`` makes of a JS string: tagged JSON when it could be mistaken for a host tag
+    or holds a NUL, else the string. For backends whose binding returns a script's string result as it is."""
+    if value[:1] in ("\ue000", "\ue001") or "\x00" in value:
+        return JSON_SENTINEL + json.dumps(value)
+    return value
 
 
 def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
@@ -221,7 +238,8 @@ class Engine(ABC):
 
     @abstractmethod
     def _exec(self, source: str, filename: str) -> Any:
-        """Evaluate ``source``; return the completion value as a primitive (see ``__jsml.out``)."""
+        """Evaluate ``source``; return what ``__jsml.out`` makes of its completion value (a primitive, or
+        tagged JSON; a string the binding returns as it is goes through :func:`tag_string`)."""
 
     @abstractmethod
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
@@ -295,6 +313,7 @@ class Engine(ABC):
         time_limit: float | None = None,
         memory_limit: int | None = None,
         logger: logging.Logger | None = None,
+        heap_only_limit: bool = False,
     ):
         if time_limit is not None and not time_limit > 0:
             raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
@@ -309,13 +328,38 @@ class Engine(ABC):
         self._fn_ids: dict[str, int] = {}
         self._resources: dict[str, int] = {}
         self.entry_path: str | None = None  # where load_bundle found the entry point
+        self._check_limits(time_limit, memory_limit, heap_only_limit)
         self._open(time_limit, memory_limit)
         try:
-            self._exec(_setup_script(type(self)), "jsengine_ml/shims (" + " ".join(SHIMS) + ")")
-            self._run_jobs()
+            self._start()
         except BaseException:
             self._close()
             raise
+        _LIVE_ENGINES.add(self)
+
+    def _check_limits(self, time_limit: float | None, memory_limit: int | None, heap_only_limit: bool) -> None:
+        """Refuse a limit the engine cannot enforce as asked (CapabilityError), rather than ignore it."""
+        if time_limit is None and memory_limit is None:
+            return
+        caps = self.capabilities()
+        hint = 'pass isolation="process" to enforce it in a supervised worker process'
+        if time_limit is not None and not caps.time_limit:
+            raise CapabilityError(f"the {self.name} engine cannot enforce a time limit in-process; {hint}")
+        if memory_limit is None:
+            return
+        if caps.memory_limit_scope is None:
+            raise CapabilityError(f"the {self.name} engine cannot enforce a memory limit in-process; {hint}")
+        if caps.memory_limit_scope == "heap" and not heap_only_limit:
+            raise CapabilityError(
+                f"the {self.name} engine's memory limit counts the JS heap only: typed arrays and ArrayBuffers "
+                f"can grow past it. Pass heap_only_limit=True to accept that, or {hint} (a limit on the "
+                f"worker's whole resident memory)"
+            )
+
+    def _start(self) -> None:
+        """Make the fresh context ready: the shims and the backend's data-path script, in one crossing."""
+        self._exec(_setup_script(type(self)), "jsengine_ml/shims (" + " ".join(SHIMS) + ")")
+        self._run_jobs()
 
     @property
     def closed(self) -> bool:
@@ -331,6 +375,7 @@ class Engine(ABC):
         except JSEngineMLError:
             pass
         self._closed = True
+        _LIVE_ENGINES.discard(self)
         self._close()
 
     def __enter__(self) -> Engine:
@@ -492,7 +537,7 @@ class Engine(ABC):
         settle_id = self._exec(f"__jsml.settled.start(function(){{return ({expression})}})", "<settle>")
         try:
             self._settle_id(int(settle_id), timeout, expression)
-            value = self._exec(f"__jsml.out(__jsml.settled.value({int(settle_id)}))", "<settle>")
+            value = self._call_registered(self._register_function("__jsml.settled.value"), f"[{int(settle_id)}]")
         finally:
             self._drain_console()
         return self._decode(value)
@@ -592,3 +637,34 @@ class Engine(ABC):
     def installed_shims(self) -> list[str]:
         """Names of the stand-ins the shims had to install because this engine lacks them."""
         return list(self.eval("__jsml.installed"))
+
+
+# ---------------------------------------------------------------------- interpreter exit
+#: Every open engine, and the objects that own engines on threads of their own (hot-swap loaders,
+#: micro-batchers): closed at interpreter exit. mini-racer hangs the exit when a context that ran
+#: hot code is left open, and an isolated engine's worker must not outlive its parent.
+_LIVE_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+_OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def close_at_exit(owner: Any) -> None:
+    """Have ``owner.close()`` called at interpreter exit, before the remaining engines are closed."""
+    _OWNERS.add(owner)
+
+
+def close_all() -> None:
+    """Close every engine (and engine owner) still open in this process; the interpreter exit runs this."""
+    for owner in list(_OWNERS):
+        try:
+            owner.close()
+        except Exception:  # exit must go on
+            log.debug("closing %r at exit failed", owner, exc_info=True)
+    for engine in list(_LIVE_ENGINES):
+        try:
+            engine.adopt()
+            engine.close()
+        except Exception:
+            log.debug("closing %r at exit failed", engine, exc_info=True)
+
+
+atexit.register(close_all)

@@ -52,11 +52,32 @@ class JSSyntaxError(JSError):
 
 
 class JSTimeoutError(JSEngineMLError):
-    """A call ran past the engine's time limit and was interrupted; the engine stays usable."""
+    """A call ran past the engine's time limit and was interrupted; the engine stays usable.
+
+    (An isolated engine's worker was killed for it: the next call runs on a fresh worker.)
+    """
 
 
 class JSMemoryLimitError(JSEngineMLError):
-    """A call allocated past the engine's memory limit and was stopped; the engine stays usable."""
+    """A call allocated past the engine's memory limit and was stopped; the engine stays usable.
+
+    (An isolated engine's worker was killed for it: the next call runs on a fresh worker.)
+    """
+
+
+class EngineCrashedError(JSEngineMLError):
+    """An isolated engine's worker process died (a native abort, a signal, an exit) during a call.
+
+    ``signal`` is the signal that ended it (or None), ``exit_code`` its exit status (or None),
+    ``stderr`` the tail of what the worker printed. The next call runs on a fresh worker with the
+    engine's setup replayed.
+    """
+
+    def __init__(self, message: str, *, signal: int | None = None, exit_code: int | None = None, stderr: str = ""):
+        super().__init__(message)
+        self.signal = signal
+        self.exit_code = exit_code
+        self.stderr = stderr
 
 
 class ShimError(JSEngineMLError):

@@ -2,7 +2,8 @@
 
 dukpy 0.6 and later embed QuickJS-NG instead of Duktape: this backend then reports itself
 unavailable rather than pretend. Duktape has no interrupt or allocation hook exposed by dukpy, so
-time and memory limits cannot be enforced here: asking for one raises :class:`CapabilityError`.
+time and memory limits cannot be enforced in-process: asking for one raises :class:`CapabilityError`
+pointing to ``isolation="process"``, where the supervisor of the worker process enforces both.
 dukpy holds the GIL while JavaScript runs.
 """
 
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, Capabilities, Engine
+from ..engine import DTYPE_CODES, Capabilities, Engine, tag_string
 from ..errors import BackendUnavailableError, CapabilityError, JSEngineMLError, JSError
 from ._reports import error_from_report, with_filename
 
@@ -30,14 +31,6 @@ class DuktapeEngine(Engine):
     name = "duktape"
     backend_script = "duktape.js"
     expected_failures: ClassVar[dict[str, str]] = {
-        "test_time_limit_*": (
-            "dukpy exposes no interrupt hook, so a time limit cannot be enforced (the backend refuses "
-            "time_limit with CapabilityError)"
-        ),
-        "test_memory_limit_*": (
-            "dukpy exposes no allocation hook, so a memory limit cannot be enforced (the backend refuses "
-            "memory_limit with CapabilityError)"
-        ),
         "test_thrown_non_error_value_is_named_in_the_message*": (
             "dukpy reports only the .stack of what was thrown, which a primitive lacks: the value arrives "
             "as 'undefined'"
@@ -88,11 +81,8 @@ class DuktapeEngine(Engine):
         )
 
     def _open(self, time_limit: float | None, memory_limit: int | None) -> None:
-        if time_limit is not None or memory_limit is not None:
-            raise CapabilityError(
-                "the duktape backend cannot enforce a time or memory limit (dukpy exposes no interrupt or "
-                "allocation hook). Use the v8 or quickjs backend for limits, or pass none."
-            )
+        if time_limit is not None or memory_limit is not None:  # Engine._check_limits refused them already
+            raise CapabilityError("the duktape backend cannot enforce a time or memory limit in-process")
         import dukpy
         from dukpy import _dukpy
 
@@ -118,15 +108,17 @@ class DuktapeEngine(Engine):
 
     def _exec(self, source: str, filename: str) -> Any:
         try:
-            return self._run_js(source, "{}")
+            value = self._run_js(source, "{}")
         except JSError as exc:
             raise with_filename(exc, _PLACEHOLDER, filename) from exc.__cause__
+        return tag_string(value) if isinstance(value, str) else value
 
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
-        self._jobs_drained = True  # duk.after() ran the microtasks in the same crossing
-        return self._run_js(
+        value = self._run_js(
             "__jsml.duk.after(__jsml.callFn(dukpy.i, dukpy.a))", json.dumps({"i": fn_id, "a": args_json})
         )
+        self._jobs_drained = True  # duk.after() ran the microtasks in the same crossing (it did not throw)
+        return value
 
     def _put(self, name: str, array: np.ndarray) -> None:
         variables = json.dumps({

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, Capabilities, Engine, array_from_header
+from ..engine import DTYPE_CODES, Capabilities, Engine, array_from_header, tag_string
 from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
@@ -79,12 +79,7 @@ class V8Engine(Engine):
 
     name = "v8"
     backend_script = "v8.js"
-    expected_failures: ClassVar[dict[str, str]] = {
-        "test_memory_limit_stops_a_typed_array_bomb": (
-            "V8's heap limit does not count ArrayBuffer backing stores (they live outside the JS heap), "
-            "so typed arrays can grow past memory_limit"
-        ),
-    }
+    expected_failures: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def check_available(cls) -> None:
@@ -118,13 +113,14 @@ class V8Engine(Engine):
             es_version=2024,
             webassembly=True,
             time_limit=True,
-            memory_limit="JS heap (ArrayBuffer backing stores are not counted)",
+            memory_limit="JS heap (ArrayBuffer backing stores are not counted: refused unless heap_only_limit=True)",
             binary_path="zero-copy ArrayBuffer memoryview",
             thread_rule="owner thread only (the binding itself would accept any thread)",
             native_promises=True,
             jit=True,
             zero_copy=True,
             engine_flags=flags,
+            memory_limit_scope="heap",
         )
 
     # ------------------------------------------------------------------ primitives
@@ -180,7 +176,7 @@ class V8Engine(Engine):
     def _exec(self, source: str, filename: str) -> Any:
         # V8 names the script after a trailing sourceURL comment: stack traces show the file name.
         value = self._run(f"{source}\n//# sourceURL={filename}")
-        return self._to_python(value)
+        return tag_string(value) if isinstance(value, str) else self._to_python(value)
 
     def _to_python(self, value: Any) -> Any:
         if value is None or isinstance(value, (bool, int, float, str)):
