@@ -595,6 +595,8 @@ class Engine(ABC):
                 raise ResourceError(f"cannot read resource file {path} for {url!r}: {exc}") from exc
         elif isinstance(data, (bytes, bytearray, memoryview)):
             payload = bytes(data)
+        elif isinstance(data, np.ndarray) and data.dtype == np.uint8:
+            payload = data.tobytes()
         else:
             raise InputError(f"resource data must be bytes or a file path, got {type(data).__name__}")
         slot = self._resources.setdefault(url, len(self._resources) + 1)

@@ -110,6 +110,16 @@ def get_backend(name: str | None = None) -> type[Engine]:
     raise BackendUnavailableError("no JavaScript engine is available. " + "; ".join(reasons))
 
 
-def create_engine(backend: str | None = None, **options: object) -> Engine:
-    """Create an engine of the chosen backend (see :func:`get_backend`) with ``time_limit`` etc."""
-    return get_backend(backend)(**options)  # type: ignore[arg-type]
+def create_engine(backend: str | None = None, *, isolation: str | None = None, **options: object) -> Engine:
+    """Create an engine of the chosen backend (see :func:`get_backend`) with ``time_limit`` etc.
+
+    ``isolation="process"`` (default: ``$JSENGINE_ML_ISOLATION``, else ``"none"``) runs it in a
+    supervised worker process (:mod:`jsengine_ml.isolation`); ``max_restarts`` then applies too.
+    """
+    from ..isolation import isolated_class, resolve_isolation
+
+    engine_class = get_backend(backend)
+    if resolve_isolation(isolation) == "process":
+        engine_class = isolated_class(engine_class)
+        engine_class.check_available()
+    return engine_class(**options)  # type: ignore[arg-type]

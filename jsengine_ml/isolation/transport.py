@@ -1,0 +1,166 @@
+"""The wire between a supervisor and its worker: one control message per call, arrays in shared memory.
+
+Control messages are small pickled tuples on a socket pair (``multiprocessing.connection``). Arrays
+never go through pickle: the sender writes them into a :class:`SharedRegion` (an anonymous
+``memfd`` both processes map, or an already-unlinked file where there is no memfd) and the message
+carries an :class:`ArrayRef` (offset, dtype, shape). There is no named segment, so nothing can leak
+in ``/dev/shm``: the memory is freed when the last of the two processes closes it.
+
+The region starts with a small header the worker writes and the supervisor reads without a message:
+the monotonic time at which the worker's current engine crossing started (0 when idle).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+HEADER_BYTES = 64
+_STAMP = struct.Struct("<d")
+ALIGN = 64
+INITIAL_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ArrayRef:
+    """An array written into the shared region: where, what dtype, what shape."""
+
+    offset: int
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.dtype(self.dtype).itemsize * int(np.prod(self.shape, dtype=np.int64)))
+
+
+def anonymous_fd(size: int) -> int:
+    """A file descriptor on ``size`` bytes of anonymous shared memory (no name anywhere)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("jsengine-ml", 0)
+    else:  # pragma: no cover - no memfd (macOS): a temporary file, unlinked at once
+        fd, path = tempfile.mkstemp(prefix="jsengine-ml-shm-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        os.unlink(path)
+    os.ftruncate(fd, size)
+    return fd
+
+
+class SharedRegion:
+    """One side's mapping of the shared memory: a header, then arrays at 64-byte aligned offsets."""
+
+    def __init__(self, fd: int, size: int | None = None):
+        self.fd = fd
+        self.size = size if size is not None else os.fstat(fd).st_size
+        self.buf = mmap.mmap(fd, self.size)
+
+    # ------------------------------------------------------------------ size
+    def follow(self, size: int) -> None:
+        """Map again if the other side grew the memory to ``size`` bytes."""
+        if size != self.size:
+            self.size = size
+            self.buf = mmap.mmap(self.fd, size)  # the old map goes when its last view does
+
+    def reserve(self, nbytes: int) -> None:
+        """Grow the memory (for both sides) so that ``nbytes`` of arrays fit after the header."""
+        needed = HEADER_BYTES + nbytes
+        if needed > self.size:
+            size = max(needed, 2 * self.size)
+            os.ftruncate(self.fd, size)
+            self.follow(size)
+
+    # ------------------------------------------------------------------ arrays
+    def write(self, arrays: list[np.ndarray]) -> list[ArrayRef]:
+        """Copy ``arrays`` into the region (growing it if needed); return their references."""
+        offsets, end = [], HEADER_BYTES
+        for array in arrays:
+            offsets.append(end)
+            end += -(-array.nbytes // ALIGN) * ALIGN
+        self.reserve(end - HEADER_BYTES)
+        refs = []
+        for array, offset in zip(arrays, offsets, strict=True):
+            view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.buf, offset=offset)
+            view[...] = array
+            refs.append(ArrayRef(offset, array.dtype.str, tuple(int(d) for d in array.shape)))
+        return refs
+
+    def view(self, ref: ArrayRef) -> np.ndarray:
+        """A numpy view of an array in the region (valid until the region is written again)."""
+        return np.ndarray(ref.shape, dtype=np.dtype(ref.dtype), buffer=self.buf, offset=ref.offset)
+
+    def read(self, ref: ArrayRef) -> np.ndarray:
+        """A numpy copy of an array in the region."""
+        return self.view(ref).copy()
+
+    # ------------------------------------------------------------------ crossing stamp
+    def stamp(self, started: float) -> None:
+        _STAMP.pack_into(self.buf, 0, started)
+
+    def crossing_started(self) -> float:
+        """Monotonic time at which the worker's current engine crossing began, or 0.0."""
+        return float(_STAMP.unpack_from(self.buf, 0)[0])
+
+    def close(self) -> None:
+        try:
+            self.buf.close()
+        except BufferError:  # a view is still alive: the map goes with it
+            pass
+        os.close(self.fd)
+
+
+def swap_arrays(value: Any, region: SharedRegion) -> Any:
+    """Replace the numpy arrays in ``value`` (a tuple/list/dict tree) by ArrayRefs written to ``region``."""
+    arrays: list[np.ndarray] = []
+
+    def collect(v: Any) -> Any:
+        if isinstance(v, np.ndarray):
+            arrays.append(v)
+            return _Slot(len(arrays) - 1)
+        if isinstance(v, (list, tuple)):
+            return type(v)(collect(x) for x in v)
+        if isinstance(v, dict):
+            return {k: collect(x) for k, x in v.items()}
+        return v
+
+    shape = collect(value)
+    if not arrays:
+        return value
+    refs = region.write([np.ascontiguousarray(a) for a in arrays])
+
+    def fill(v: Any) -> Any:
+        if isinstance(v, _Slot):
+            return refs[v.index]
+        if isinstance(v, (list, tuple)):
+            return type(v)(fill(x) for x in v)
+        if isinstance(v, dict):
+            return {k: fill(x) for k, x in v.items()}
+        return v
+
+    return fill(shape)
+
+
+def resolve_arrays(value: Any, region: SharedRegion, *, copy: bool) -> Any:
+    """Replace the ArrayRefs in ``value`` by numpy arrays (copies, or views when ``copy`` is False)."""
+    if isinstance(value, ArrayRef):
+        return region.read(value) if copy else region.view(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(resolve_arrays(x, region, copy=copy) for x in value)
+    if isinstance(value, dict):
+        return {k: resolve_arrays(x, region, copy=copy) for k, x in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class _Slot:
+    index: int
+
+
+def now() -> float:
+    """The clock both processes stamp and compare (CLOCK_MONOTONIC is system-wide)."""
+    return time.monotonic()
