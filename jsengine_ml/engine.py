@@ -36,6 +36,7 @@ from .errors import (
     JSError,
     JSMemoryLimitError,
     JSTimeoutError,
+    ModelError,
     ResourceError,
     ShimError,
     WrongThreadError,
@@ -494,11 +495,13 @@ class Engine(ABC):
             self._drain_console()
         return self._unpack(packed)
 
-    def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None) -> np.ndarray:
+    def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None,
+                  rows: int | None = None) -> np.ndarray:
         """Call ``function(typedArray, shape, ...args)`` in one crossing and return its result as numpy.
 
         The function may return a typed array, nested arrays of numbers, ``{data, shape}``, or a
-        promise of one of these (which is then settled, see :meth:`settle`).
+        promise of one of these (which is then settled, see :meth:`settle`). With ``rows``, a result
+        whose first dimension differs raises :class:`ModelError` before it is copied out of the engine.
         """
         self._check_usable()
         array = as_transfer_array(array, what="input")
@@ -511,8 +514,13 @@ class Engine(ABC):
                 settle_id = int(header[2])
                 self._settle_id(settle_id, timeout, f"{function}(...)")
                 packed = self._get_packed(f"__jsml.settled.value({settle_id})")
+                header = self._packed_header(packed)
         finally:
             self._drain_console()
+        if rows is not None and (int(header[1]) < 1 or int(header[2]) != rows):
+            shape = [int(d) for d in header[2 : 2 + int(header[1])]]
+            raise ModelError(f"{function} returned shape {shape} for {rows} rows; one output row per input row "
+                             f"is needed")
         return self._unpack(packed)
 
     def map_buffer(self, expression: str) -> memoryview:
@@ -647,26 +655,31 @@ class Engine(ABC):
 #: hot code is left open, and an isolated engine's worker must not outlive its parent.
 _LIVE_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 _OWNERS: weakref.WeakSet[Any] = weakref.WeakSet()
+_LAST: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def close_at_exit(owner: Any) -> None:
-    """Have ``owner.close()`` called at interpreter exit, before the remaining engines are closed."""
-    _OWNERS.add(owner)
+def close_at_exit(owner: Any, *, last: bool = False) -> None:
+    """Have ``owner.close()`` (or ``owner.close_at_exit()`` if it has one) called at interpreter exit:
+    before the remaining engines are closed, or after them with ``last=True``."""
+    (_LAST if last else _OWNERS).add(owner)
 
 
 def close_all() -> None:
     """Close every engine (and engine owner) still open in this process; the interpreter exit runs this."""
     for owner in list(_OWNERS):
-        try:
-            owner.close()
-        except Exception:  # exit must go on
-            log.debug("closing %r at exit failed", owner, exc_info=True)
+        _close_quietly(getattr(owner, "close_at_exit", owner.close))
     for engine in list(_LIVE_ENGINES):
-        try:
-            engine.adopt()
-            engine.close()
-        except Exception:
-            log.debug("closing %r at exit failed", engine, exc_info=True)
+        engine.adopt()
+        _close_quietly(engine.close)
+    for owner in list(_LAST):
+        _close_quietly(owner.close)
+
+
+def _close_quietly(close: Any) -> None:
+    try:
+        close()
+    except Exception:  # exit must go on
+        log.debug("closing at exit failed: %r", close, exc_info=True)
 
 
 atexit.register(close_all)

@@ -89,7 +89,9 @@ class ModelSpec:
     """A picklable model description: what :func:`jsengine_ml.model.load` needs, plus preprocessing.
 
     ``preprocess``: a JSON file with ``mean`` and ``scale`` lists; rows are standardized as
-    ``(x - mean) / scale`` before scoring (the Wine model's ``preprocess.json``).
+    ``(x - mean) / scale`` before scoring (the Wine model's ``preprocess.json``). ``isolation``:
+    ``"process"`` runs the engine in a supervised worker process (see :mod:`jsengine_ml.isolation`;
+    None: ``$JSENGINE_ML_ISOLATION`` of the TaskManager, else in-process).
     """
 
     path: str
@@ -97,20 +99,27 @@ class ModelSpec:
     version: str | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
     preprocess: str | None = None
+    isolation: str | None = None
 
     def load(self):  # -> DenseMatrixModel
         from .model import load
 
-        return load(self.path, self.backend, version=self.version, **self.engine_options)
+        return load(self.path, self.backend, version=self.version, **self.load_options())
+
+    def load_options(self) -> dict[str, Any]:
+        """Options for :func:`jsengine_ml.model.load`: the engine options, and the isolation if set."""
+        return {**self.engine_options, **({"isolation": self.isolation} if self.isolation else {})}
 
     def to_json(self) -> str:
         return json.dumps({"path": self.path, "backend": self.backend, "version": self.version,
-                           "engine_options": self.engine_options, "preprocess": self.preprocess})
+                           "engine_options": self.engine_options, "preprocess": self.preprocess,
+                           "isolation": self.isolation})
 
     @classmethod
     def from_json(cls, text: str) -> ModelSpec:
         d = json.loads(text)
-        return cls(d["path"], d.get("backend"), d.get("version"), d.get("engine_options") or {}, d.get("preprocess"))
+        return cls(d["path"], d.get("backend"), d.get("version"), d.get("engine_options") or {}, d.get("preprocess"),
+                   d.get("isolation"))
 
 
 @dataclass(frozen=True)
@@ -163,16 +172,18 @@ def in_thread_mode() -> bool:
     return any(name.startswith("pyflink.fn_execution.embedded") for name in sys.modules)
 
 
-def check_execution_mode(backend: str | None, config: Any = None) -> None:
-    """Refuse V8 in PyFlink thread mode (it crashed the JVM at parallelism 2 in 3 of 5 runs).
+def check_execution_mode(backend: str | None, config: Any = None, *, isolation: str | None = None) -> None:
+    """Refuse in-process V8 in PyFlink thread mode (it crashed the JVM at parallelism 2 in 3 of 5 runs).
 
     ``config``: a pyflink ``Configuration``, a ``StreamExecutionEnvironment`` or a dict, checked on
-    the client; without it, checks the process this runs in (for use in ``open()``).
+    the client; without it, checks the process this runs in (for use in ``open()``). An isolated
+    engine (``isolation="process"``) runs V8 in a worker process, not in the JVM: always allowed.
     """
     from .backends import get_backend
+    from .isolation import resolve_isolation
 
     name = get_backend(backend).name
-    if name != "v8":
+    if name != "v8" or resolve_isolation(isolation) == "process":
         return
     mode = None
     if config is not None:
@@ -189,8 +200,8 @@ def check_execution_mode(backend: str | None, config: Any = None) -> None:
         raise RuntimeError(
             "jsengine-ml: the V8 backend (mini-racer) cannot run in PyFlink's thread mode "
             "(python.execution-mode: thread): V8 inside the JVM process crashed the JVM in testing. "
-            "Use process mode (the default: set python.execution-mode to 'process') or another backend "
-            "(ModelSpec(..., backend='quickjs'))."
+            "Run it isolated (ModelSpec(..., isolation='process')), use process mode (the default: set "
+            "python.execution-mode to 'process') or another backend (ModelSpec(..., backend='quickjs'))."
         )
 
 
@@ -307,7 +318,7 @@ class ScoringFunction(KeyedProcessFunction):
         self._b: _Batcher | None = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        check_execution_mode(self.spec.backend)
+        check_execution_mode(self.spec.backend, isolation=self.spec.isolation)
         self._b = _Batcher(self.batch_size, self.max_delay_ms, self.parse, self.emit, self.spec.preprocess)
         self._b.model = self.spec.load()
         self._b.thread = threading.get_ident()
@@ -340,6 +351,8 @@ class HotScoringFunction(KeyedBroadcastProcessFunction):
     batches; ``wait_for_load=True`` (default) blocks the instance while it loads so that every row
     after the event in this instance's input is scored by the new version (deterministic; rows back
     up meanwhile); with False the swap happens at the first batch after the load completes.
+    ``isolation="process"`` loads every version into a supervised worker process (default: the
+    initial spec's, else ``$JSENGINE_ML_ISOLATION``).
     """
 
     def __init__(self, initial: ModelSpec | None = None, *, backend: str | None = None,
@@ -347,7 +360,7 @@ class HotScoringFunction(KeyedBroadcastProcessFunction):
                  parse: Callable[[Any], tuple[Any, Any]] = parse_record,
                  emit: Callable[[Any, np.ndarray, str | None], Any] = emit_class,
                  wait_for_load: bool = True, load_timeout: float = 300.0,
-                 load_options: dict[str, Any] | None = None):
+                 load_options: dict[str, Any] | None = None, isolation: str | None = None):
         _require_pyflink()
         self.initial = initial
         self.backend = backend if backend is not None else (initial.backend if initial else None)
@@ -359,16 +372,18 @@ class HotScoringFunction(KeyedBroadcastProcessFunction):
         self.wait_for_load = wait_for_load
         self.load_timeout = load_timeout
         self.load_options = dict(load_options or (initial.engine_options if initial else {}) or {})
+        self.isolation = isolation if isolation is not None else (initial.isolation if initial else None)
         self._b: _Batcher | None = None
         self._hs: Any = None
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from .hotswap import HotSwapModel
 
-        check_execution_mode(self.backend)
+        check_execution_mode(self.backend, isolation=self.isolation)
         self._b = _Batcher(self.batch_size, self.max_delay_ms, self.parse, self.emit, self.preprocess)
         self._subtask = runtime_context.get_index_of_this_subtask()
-        self._hs = HotSwapModel(backend=self.backend, load_options=self.load_options, on_error=self._on_error)
+        self._hs = HotSwapModel(backend=self.backend, load_options=self.load_options, on_error=self._on_error,
+                                isolation=self.isolation)
         self.failed: list[str] = []
         self._reported = 0
         if self.initial is not None:
@@ -466,7 +481,7 @@ def pandas_scorer(spec: ModelSpec, *, output: str = "class"):
             self.output = output
 
         def open(self, function_context: Any) -> None:
-            check_execution_mode(self.spec.backend)
+            check_execution_mode(self.spec.backend, isolation=self.spec.isolation)
             self.model = self.spec.load()
             self.pre = _load_preprocess(self.spec.preprocess)
             self.thread = threading.get_ident()

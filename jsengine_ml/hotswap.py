@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from .engine import close_at_exit
 from .errors import JSEngineMLError, ModelError
 from .model import DenseMatrixModel, IModel, ModelMetadata, load
 
@@ -247,7 +248,9 @@ class HotSwapModel(IModel):
     :meth:`offer`). ``backend`` and ``load_options`` (``time_limit``, ``memory_limit``,
     ``max_batch_rows``) go to :func:`jsengine_ml.model.load` for every version. ``smoke_rows``: a
     batch every new version must score with finite outputs. ``first_model_timeout``: how long a
-    :meth:`predict` waits when no version has been loaded yet.
+    :meth:`predict` waits when no version has been loaded yet. ``isolation="process"`` loads each
+    version into its own supervised worker process (:mod:`jsengine_ml.isolation`): a version that
+    hangs or crashes while loading is a failed version, never a stuck loader.
 
     Use it from one scoring thread at a time; call :meth:`close` from that thread or once it has
     stopped scoring.
@@ -267,6 +270,7 @@ class HotSwapModel(IModel):
         keep_previous: bool = True,
         close_retired: str = "loader",
         max_pauses: int = 10000,
+        isolation: str | None = None,
     ):
         if isinstance(source, (str, os.PathLike)):
             source = DirectorySource(source)
@@ -279,6 +283,8 @@ class HotSwapModel(IModel):
         self.on_swap = on_swap
         self.on_error = on_error
         self.load_options = dict(load_options or {})
+        if isolation is not None:
+            self.load_options["isolation"] = isolation
         self.first_model_timeout = first_model_timeout
         self.keep_previous = keep_previous
         self.close_retired = close_retired
@@ -310,6 +316,7 @@ class HotSwapModel(IModel):
         self._closed = False
         self._loader = threading.Thread(target=self._loader_main, name="jsengine-ml-hotswap-loader", daemon=True)
         self._loader.start()
+        close_at_exit(self)
 
     # ------------------------------------------------------------------ public API
     def offer(self, version: str, artifact: str | os.PathLike[str]) -> Future[str]:

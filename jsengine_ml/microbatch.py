@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .engine import close_at_exit
 from .errors import InputError
 
 MAX_DELAY_LIMIT_S = 0.005
@@ -86,8 +87,9 @@ class MicroBatcher:
     model_factory:
         Zero-argument callable returning a model (anything with ``predict(2-D array)`` and
         ``close()``, e.g. :func:`jsengine_ml.model.load`). Called on the flusher thread.
-    path, backend, load_options:
-        Alternatively, a model path (and backend / options) for :func:`jsengine_ml.model.load`.
+    path, backend, load_options, isolation:
+        Alternatively, a model path (and backend / options) for :func:`jsengine_ml.model.load`;
+        ``isolation="process"`` runs its engine in a supervised worker process.
     max_batch:
         Flush as soon as this many records are waiting.
     max_delay_s:
@@ -105,6 +107,7 @@ class MicroBatcher:
         max_delay_s: float = 0.002,
         start_timeout: float = 120.0,
         name: str = "jsengine-ml-microbatch",
+        isolation: str | None = None,
     ):
         if (model_factory is None) == (path is None):
             raise ValueError("pass exactly one of model_factory or path")
@@ -114,6 +117,8 @@ class MicroBatcher:
             raise ValueError(f"max_delay_s must be in (0, {MAX_DELAY_LIMIT_S}] seconds, got {max_delay_s!r}")
         if model_factory is None:
             options = dict(load_options or {})
+            if isolation is not None:
+                options["isolation"] = isolation
 
             def model_factory() -> Any:
                 from .model import load
@@ -139,6 +144,7 @@ class MicroBatcher:
         self.flush_timer = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        close_at_exit(self)
         if not self._ready.wait(start_timeout):
             raise TimeoutError(f"the micro-batcher's model did not load within {start_timeout} s")
         if self._start_error is not None:
@@ -257,6 +263,10 @@ class MicroBatcher:
             self._cond.notify_all()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+    def close_at_exit(self) -> None:
+        """At interpreter exit: close, waiting at most 10 s for the flusher."""
+        self.close(timeout=10.0)
 
     def __enter__(self) -> MicroBatcher:
         return self

@@ -19,9 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import create_engine
 from .engine import Engine, read_shim
-from .errors import InputError, JSEngineMLError, ModelError, ShimError
+from .errors import (
+    EngineCrashedError,
+    InputError,
+    JSEngineMLError,
+    JSMemoryLimitError,
+    JSTimeoutError,
+    ModelError,
+    ShimError,
+)
 from .runtime import tfjs_dist
 from .topology import read_graph, read_layers_artifact, split_weights
 
@@ -36,6 +44,8 @@ RUNTIMES = ("auto", "compiled", "tfjs")
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BATCH_ROWS = 65536
 _model_ids = itertools.count(1)
+#: Errors that say what the engine did (stopped at a limit, crashed), passed through as they are.
+_LIMIT_ERRORS = (JSTimeoutError, JSMemoryLimitError, EngineCrashedError)
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,9 @@ class DenseMatrixModel(IModel):
     pandas DataFrame. They are validated (2-D, width, finite values), sent to the engine in one call
     per batch (batches above ``max_batch_rows`` are chunked) and tensors are disposed in the engine.
     Set ``check_finite = False`` to let NaN and ±inf through; they then propagate as in Keras.
+    Outputs are passed through as the model computed them: NaN or ±inf in a result is not an error.
+    A result with another number of rows than the input, or another width than the metadata says,
+    raises :class:`ModelError` (the row count is checked before the result is copied out).
     """
 
     #: Refuse NaN / ±inf inputs with :class:`InputError` (default); False passes them to the model.
@@ -153,8 +166,8 @@ class DenseMatrixModel(IModel):
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
-        out = self.engine.transform(self._predict_fn, chunk, self._model_id)
         n = chunk.shape[0]
+        out = self.engine.transform(self._predict_fn, chunk, self._model_id, rows=n)
         if out.ndim < 2 or out.shape[0] != n:
             raise ModelError(
                 f"{self._metadata.source}: the model returned shape {tuple(out.shape)} for {n} rows; "
@@ -240,7 +253,8 @@ def load(
 
     ``backend`` picks the engine (name, ``$JSENGINE_ML_BACKEND``, or the best available); pass an
     existing ``engine`` to share it instead (the model then does not close it). ``engine_options``
-    (``time_limit``, ``memory_limit``) go to the new engine; ``runtime=`` (artifacts) and
+    (``time_limit``, ``memory_limit``, ``isolation="process"`` for a supervised worker process, see
+    :mod:`jsengine_ml.isolation`) go to the new engine; ``runtime=`` (artifacts) and
     ``name=``/``function=``/``n_features=`` (bundles) go to :func:`load_layers` / :func:`load_bundle`.
     """
     path = Path(path)
@@ -258,7 +272,7 @@ def _open_engine(backend: str | None, engine: Engine | None, options: dict[str, 
         if options:
             raise ValueError(f"engine options {sorted(options)} cannot apply to an engine passed in")
         return engine, False
-    return get_backend(backend)(**options), True
+    return create_engine(backend, **options), True
 
 
 def _metadata(engine: Engine, kind: str, source: Path, version: str | None, info: dict[str, Any]) -> ModelMetadata:
@@ -368,6 +382,8 @@ def _load_tfjs(target: Engine, owns: bool, model_json: Path, spec: dict[str, Any
         info["runtime"] = "tfjs"
         if reason:
             info["runtime_reason"] = reason
+    except _LIMIT_ERRORS:
+        raise
     except JSEngineMLError as exc:
         raise ModelError(f"{model_json}: tfjs could not load the model: {exc}") from exc
     model = DenseMatrixModel(target, model_id, _metadata(target, "tfjs-layers", model_json, version, info),
@@ -405,6 +421,8 @@ def load_bundle(
         _ensure_model_runtime(target)
         try:
             target.load_bundle(source, filename=str(bundle), name=name, function=function)
+        except _LIMIT_ERRORS:
+            raise
         except ShimError as exc:
             raise ModelError(f"{bundle}: not a model bundle: {exc}") from exc
         except JSEngineMLError as exc:

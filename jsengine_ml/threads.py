@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .backends import get_backend
+from .backends import create_engine, get_backend
 from .engine import Engine
 
 
@@ -18,7 +18,8 @@ class ThreadLocalEngine:
     """
 
     def __init__(self, backend: str | None = None, *, setup: Callable[[Engine], Any] | None = None, **options: Any):
-        self._engine_class = get_backend(backend)
+        chosen = get_backend(backend)  # checked now, not on first use
+        self._backend = backend or chosen.name
         self._options = options
         self._setup = setup
         self._local = threading.local()
@@ -29,7 +30,7 @@ class ThreadLocalEngine:
         """The calling thread's engine (created now if it has none or it was closed)."""
         engine: Engine | None = getattr(self._local, "engine", None)
         if engine is None or engine.closed:
-            engine = self._engine_class(**self._options)
+            engine = create_engine(self._backend, **self._options)
             if self._setup is not None:
                 try:
                     self._setup(engine)

@@ -707,14 +707,16 @@ class EngineConformance:
                             " return a.length; })()") == 1000
 
     def test_memory_limit_stops_a_typed_array_bomb(self, engine_factory, caps):
-        """Float64Arrays of 8 MiB each, at most 512 MiB in all (an unenforced limit stays harmless)."""
+        """Float64Arrays of 8 MiB each, every page written (untouched zero pages cost no memory), at
+        most 512 MiB in all (an unenforced limit stays harmless)."""
         if caps.memory_limit_scope not in ("all", "process"):
             pytest.skip(f"{caps.backend}'s memory limit does not count typed arrays ({caps.memory_limit_scope!r})")
         limited = engine_factory(memory_limit=64 * MiB)
         with pytest.raises(JSMemoryLimitError):
             limited.eval(
                 "(function () { var keep = [];"
-                " for (var i = 0; i < 64; i++) { keep.push(new Float64Array(1024 * 1024)); }"
+                " for (var i = 0; i < 64; i++) { var a = new Float64Array(1024 * 1024);"
+                "   for (var j = 0; j < a.length; j += 512) { a[j] = 1; } keep.push(a); }"
                 " return keep.length; })()"
             )
         _assert_usable(limited)

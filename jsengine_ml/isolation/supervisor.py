@@ -67,6 +67,8 @@ CLOSE_TIMEOUT_S = 5.0
 MAX_BACKOFF_S = 2.0
 #: The setup journal stops growing past this many steps; a later crash then cannot be repaired.
 MAX_JOURNAL = 10_000
+#: A worker whose engine was closed cleanly is reused for another engine, this many times at most.
+MAX_ENGINES_PER_WORKER = 50
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -118,6 +120,7 @@ class _Worker:
         self.ready = False
         self.dead = False
         self.baseline_rss = 0
+        self.engines = 0  # engines this process has run (a recycled worker runs several)
 
     # ------------------------------------------------------------------ state
     def alive(self) -> bool:
@@ -215,6 +218,19 @@ class _Worker:
             self.proc.wait(timeout=CLOSE_TIMEOUT_S)
         self._release()
 
+    def reset(self) -> bool:
+        """Close the worker's engine and keep the process (for reuse); False if that failed (it is then gone)."""
+        try:
+            self.conn.send(("reset", (), {}, self.region.size))
+            if self.conn.poll(CLOSE_TIMEOUT_S):
+                status, *_ = self.conn.recv()
+                if status == "ok":
+                    return True
+        except (OSError, EOFError):
+            pass
+        self.kill()
+        return False
+
     def close(self) -> None:
         """Ask the worker to close its engine and exit; kill it if it does not within a few seconds."""
         if self.dead:
@@ -296,7 +312,18 @@ class _Spawner:
             worker = self._submit(lambda: _Worker(python)).result()
         if _spare_count() > 0:
             self._submit(lambda: self._add_spare(python))
+        worker.engines += 1
         return worker
+
+    def give_back(self, python: str, worker: _Worker) -> None:
+        """Take back the worker of a cleanly closed engine: reset, it becomes a spare (or is closed)."""
+        with self._lock:
+            room = len(self._spares.get(python, [])) < 2 * max(1, _spare_count())
+        if not room or worker.engines >= MAX_ENGINES_PER_WORKER or not worker.reset():
+            worker.close()
+            return
+        with self._lock:
+            self._spares.setdefault(python, []).append(worker)
 
     def _add_spare(self, python: str) -> None:
         with self._lock:
@@ -327,7 +354,7 @@ def _spare_count() -> int:
 
 
 SPAWNER = _Spawner()
-close_at_exit(SPAWNER)
+close_at_exit(SPAWNER, last=True)
 
 
 # ---------------------------------------------------------------------- the engine
@@ -400,7 +427,10 @@ class IsolatedEngine(Engine):
         worker = SPAWNER.take(self._python)
         try:
             worker.wait_ready()
-            worker.request("start", (self._target, self._inner_options), {}, self._watch)
+            # The engine's own start (imports, shims) is not the JavaScript the memory limit is about:
+            # the limit counts from what the worker holds once its engine is up.
+            worker.request("start", (self._target, self._inner_options), {},
+                           dataclasses.replace(self._watch, memory_limit=None))
             worker.baseline_rss = worker.rss()
             for op, args, kwargs in self._journal:
                 worker.request(op, args, kwargs, self._watch)
@@ -413,8 +443,8 @@ class IsolatedEngine(Engine):
 
     def _close(self) -> None:
         worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.close()
+        if worker is not None and not worker.dead:
+            SPAWNER.give_back(self._python, worker)
         self._journal = []
 
     # ------------------------------------------------------------------ requests
@@ -481,11 +511,12 @@ class IsolatedEngine(Engine):
     def get_array(self, expression: str) -> np.ndarray:
         return self._request("get_array", expression)  # type: ignore[no-any-return]
 
-    def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None) -> np.ndarray:
+    def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None,
+                  rows: int | None = None) -> np.ndarray:
         self._check_usable()
         array = as_transfer_array(array, what="input")
         _args_json(function, args)
-        return self._request("transform", function, array, *args, timeout=timeout)  # type: ignore[no-any-return]
+        return self._request("transform", function, array, *args, timeout=timeout, rows=rows)  # type: ignore[no-any-return]
 
     def settle(self, expression: str, *, timeout: float | None = None) -> Any:
         return self._request("settle", expression, timeout=timeout)

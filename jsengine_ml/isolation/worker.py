@@ -4,8 +4,10 @@ Started by :mod:`jsengine_ml.isolation.supervisor` as ``python -m jsengine_ml.is
 SHM_FD PARENT_PID``. It waits (as a warm spare, jsengine-ml already imported) for a ``start``
 request naming the backend class and its options, creates the engine, then runs each request as
 the engine's public method of that name and answers with the result, the console output the call
-produced and the size of the shared memory. Every engine crossing is stamped in the shared header,
-so the supervisor can stop a crossing that runs past the time limit even on engines without one.
+produced and the size of the shared memory. ``reset`` closes the engine and makes it a spare again
+(a worker whose engine was closed cleanly is reused; one that was killed never is). Every engine
+crossing is stamped in the shared header, so the supervisor can stop a crossing that runs past the
+time limit even on engines without one.
 
 It dies with its parent (``PR_SET_PDEATHSIG`` on Linux, and end of file on the control socket),
 and leaves by ``os._exit`` after closing its engine: no interpreter teardown that could hang.
@@ -125,6 +127,11 @@ def serve(conn: Connection, region: SharedRegion) -> None:
                 result: Any = None
             elif op == "close":
                 break
+            elif op == "reset":  # back to a spare: the engine goes, the warm process stays
+                if engine is not None:
+                    engine, old = None, engine
+                    old.close()
+                result = None
             else:
                 result = getattr(engine, op)(*resolve_arrays(args, region, copy=False), **kwargs)
             reply = ("ok", swap_arrays(result, region), console.take(), region.size)
