@@ -471,7 +471,10 @@ class Engine(ABC):
     @staticmethod
     def _decode(value: Any) -> Any:
         if isinstance(value, str) and value.startswith(JSON_SENTINEL):
-            return json.loads(value[len(JSON_SENTINEL) :])
+            try:
+                return json.loads(value[len(JSON_SENTINEL) :])
+            except json.JSONDecodeError as exc:
+                raise ShimError(f"the engine handed back malformed JSON ({exc}): was JSON.stringify replaced?") from exc
         return value
 
     # ------------------------------------------------------------------ arrays

@@ -6,6 +6,7 @@ A backend that is not installed here is skipped with the reason its check_availa
 from __future__ import annotations
 
 from jsengine_ml.conformance.engine_suite import EngineConformance
+from jsengine_ml.conformance.hostile_suite import HostileConformance
 
 
 class TestV8Conformance(EngineConformance):
@@ -17,4 +18,16 @@ class TestQuickJSConformance(EngineConformance):
 
 
 class TestDuktapeConformance(EngineConformance):
+    backend = "duktape"
+
+
+class TestV8Hostile(HostileConformance):
+    backend = "v8"
+
+
+class TestQuickJSHostile(HostileConformance):
+    backend = "quickjs"
+
+
+class TestDuktapeHostile(HostileConformance):
     backend = "duktape"

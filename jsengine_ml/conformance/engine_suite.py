@@ -353,6 +353,11 @@ class EngineConformance:
         assert 0.15 <= time.monotonic() - started < 2
         _assert_usable(engine)
 
+    @pytest.mark.parametrize("source", ["undefined", "void 0", "var declared = 1", "({}).missing", "1; undefined"])
+    def test_an_undefined_completion_value_is_none(self, engine, source):
+        """dukpy answers the JSON of its variables object ({}) for an undefined result: not a value."""
+        assert engine.eval(source) is None
+
     @pytest.mark.parametrize(("expression", "expected"), [
         ("42", 42), ("'text'", "text"), ("[1, 2]", [1, 2]), ("null", None), ("undefined", None),
     ])

@@ -31,6 +31,10 @@
     var r = ns.io.normalize(result);
     if (r.shape.length === 1 && n === 1 && r.data.length > 0) { r.shape = [1, r.data.length]; }
     if (r.shape.length > 2 && r.shape[0] === n) { r.shape = [n, product(r.shape, 1)]; }
+    // Checked before anything is packed for the host: a runaway result costs no copy.
+    if (r.shape[0] !== n) {
+      throw new RangeError('jsengine-ml: the model returned ' + r.shape[0] + ' rows for ' + n + ' input rows');
+    }
     return { data: r.data, shape: r.shape };
   }
 
