@@ -285,6 +285,11 @@ class Engine(ABC):
             f"the engine is still usable"
         )
 
+    def _limit_in_rejection(self, name: str, message: str) -> str | None:
+        """``"time"`` / ``"memory"`` if a promise rejected because the engine stopped a job at a limit
+        (engines that turn an interrupted job into a rejection say so here), else None."""
+        return None
+
     def _log_console(self, level: str, text: str) -> None:
         """Deliver one console message from JS to the Python logger."""
         self.console.log(CONSOLE_LEVELS.get(level, logging.INFO), "%s", text)
@@ -564,6 +569,9 @@ class Engine(ABC):
             if status["state"] == "rejected":
                 self._exec(f"__jsml.settled.forget({settle_id})", "<settle>")
                 err = status["error"]
+                limit = self._limit_in_rejection(err["name"], err["message"])
+                if limit is not None:
+                    raise self._limit_error(limit)
                 raise JSError(
                     f"promise from {what} rejected: {err['name']}: {err['message']}",
                     js_name=err["name"],

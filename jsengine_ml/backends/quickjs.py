@@ -122,6 +122,14 @@ class QuickJSEngine(Engine):
             if native is not None:
                 native.deadline = 0.0
 
+    def _limit_in_rejection(self, name: str, message: str) -> str | None:
+        # An interrupted (or out-of-memory) promise job rejects its promise with QuickJS's InternalError.
+        if name == "InternalError" and message == "interrupted":
+            return "time"
+        if name == "InternalError" and message == "out of memory" and self.memory_limit is not None:
+            return "memory"
+        return None
+
     def _to_python(self, value: Any) -> Any:
         if value is None or isinstance(value, (bool, int, float, str)):
             return value

@@ -653,6 +653,17 @@ class EngineConformance:
             assert time.monotonic() - started < 0.5 + 1.0
             _assert_usable(limited)
 
+    def test_time_limit_stops_a_loop_in_a_promise_job(self, engine_factory, caps):
+        """A job that never ends is stopped like a call (QuickJS turns it into a rejection first)."""
+        if not caps.time_limit:
+            pytest.skip(f"{caps.backend} has no time limit")
+        limited = engine_factory(time_limit=0.5)
+        started = time.monotonic()
+        with pytest.raises(JSTimeoutError):
+            limited.settle("Promise.resolve().then(function () { for (;;) {} })", timeout=30)
+        assert time.monotonic() - started < 0.5 + 1.0
+        _assert_usable(limited)
+
     def test_time_limit_is_wall_clock_time(self, engine_factory, caps):
         """A limit counts wall-clock time, not the CPU time the engine's thread got: with the other
         cores busy, a loop under time_limit=0.5 still stops within 0.5 s + 1 s."""
