@@ -33,12 +33,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, Capabilities, Engine, array_from_header, tag_string
+from ..engine import _LIVE_ENGINES, DTYPE_CODES, Capabilities, Engine, array_from_header, tag_string
 from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
     JSError,
     JSSyntaxError,
+    JSTimeoutError,
     ShimError,
 )
 
@@ -48,6 +49,10 @@ _CONSOLE_TAG = "\ue001console:"
 # opened engines together): contexts are created one at a time.
 _CREATE_LOCK = threading.Lock()
 FLAGS_ENV = "JSENGINE_ML_V8_FLAGS"
+#: After a timed-out evaluation is cancelled, how long to wait for it to report before calling the
+#: isolate wedged.
+_CANCEL_WAIT_S = 0.5
+_abandoned: list[Any] = []
 DEFAULT_FLAGS = ("--single-threaded", "--wasm-sync-tier-up", "--wasm-tiering-budget=1000000")
 _flags_in_effect: str | None = None
 
@@ -143,7 +148,16 @@ class V8Engine(Engine):
 
     def _run(self, code: str) -> Any:
         if self._direct is not None:
-            return self._guard(self._direct.eval, code, self.time_limit, self._limit_error)
+            try:
+                return self._guard(self._direct.eval, code, self.time_limit, self._limit_error)
+            except _Wedged as wedged:
+                self._abandon()
+                raise JSTimeoutError(
+                    f"{wedged.error} -- except that it is not: a promise job that V8 runs outside any "
+                    f"evaluation kept running and mini-racer cannot interrupt it. This engine is abandoned "
+                    f"(closed; its thread runs until the process exits). Run untrusted code with "
+                    f'isolation="process", where the supervisor kills such a worker.'
+                ) from None
         return self._guard(self._racer.eval, code, timeout_sec=self.time_limit)
 
     def _map_buffer(self, expression: str) -> memoryview:
@@ -245,6 +259,14 @@ class V8Engine(Engine):
             self._log_console_batch(json.loads(text))
 
 
+    def _abandon(self) -> None:
+        """Give up on a wedged isolate: closed for Python, never torn down (that would wait for it)."""
+        self._closed = True
+        self._direct = None
+        self._console_flag = np.zeros(1, dtype="<i4")
+        _abandoned.append(self._racer)  # keeps the context object alive: no teardown at collection
+        _LIVE_ENGINES.discard(self)
+
     def _close(self) -> None:
         self._in_view = None
         self._head = None
@@ -281,10 +303,23 @@ class _DirectEval:
             result = self._results.get(timeout=timeout)
         except queue.Empty:
             self._dll.mr_cancel_task(ctx._ctx, task)
-            self._results.get()  # the terminated evaluation still reports; drop it
+            try:
+                self._results.get(timeout=_CANCEL_WAIT_S)  # the terminated evaluation still reports; drop it
+            except queue.Empty:
+                # Nothing to terminate: the isolate is busy outside any evaluation (a promise job V8
+                # runs after an evaluation reported), which mini-racer cannot interrupt.
+                raise _Wedged(limit_error("time")) from None
             raise limit_error("time") from None
         del handle
         return ctx._value_handle_to_python(result)
+
+
+class _Wedged(Exception):  # an internal signal: never leaves the backend
+    """The isolate cannot be stopped; carries the limit error to raise."""
+
+    def __init__(self, error: JSEngineMLError):
+        super().__init__(str(error))
+        self.error = error
 
 
 

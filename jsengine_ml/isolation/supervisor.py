@@ -187,11 +187,18 @@ class _Worker:
             status, result, console, size = conn.recv()
         except (EOFError, OSError):
             raise self._crashed(op) from None
-        watch.console(console)
-        region.follow(size)
-        if status == "error":
-            raise pickle.loads(result)
-        return resolve_arrays(result, region, copy=True)
+        retire = status == "retire"  # the worker's engine gave itself up: this answer is its last
+        if retire:
+            status, result, console, size = result
+        try:
+            watch.console(console)
+            region.follow(size)
+            if status == "error":
+                raise pickle.loads(result)
+            return resolve_arrays(result, region, copy=True)
+        finally:
+            if retire:
+                self.kill()
 
     def _crashed(self, op: str) -> EngineCrashedError:
         code = None

@@ -137,6 +137,10 @@ def serve(conn: Connection, region: SharedRegion) -> None:
             reply = ("ok", swap_arrays(result, region), console.take(), region.size)
         except BaseException as exc:  # every failure goes back to the supervisor
             reply = ("error", _error_payload(exc), console.take(), region.size)
+        if engine is not None and engine.closed and op != "reset":
+            # The engine gave itself up (an isolate it could not stop): so does this process.
+            conn.send(("retire", reply, [], region.size))
+            os._exit(0)
         conn.send(reply)
     if engine is not None:
         try:
