@@ -38,7 +38,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from multiprocessing.connection import Connection
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,7 +51,7 @@ from ..errors import (
     JSMemoryLimitError,
     JSTimeoutError,
 )
-from .transport import INITIAL_BYTES, SharedRegion, anonymous_fd, resolve_arrays, swap_arrays
+from .transport import INITIAL_BYTES, Channel, SharedRegion, anonymous_fd, put_arrays, take_arrays
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +114,7 @@ class _Worker:
         finally:
             child_sock.close()
         self.pid = self.proc.pid
-        self.conn = Connection(parent_sock.detach())
+        self.conn = Channel(parent_sock.detach())
         self.region = SharedRegion(shm_fd)
         self.ready = False
         self.dead = False
@@ -145,7 +144,7 @@ class _Worker:
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         if self.ready:
             return
-        if not self.conn.poll(timeout):
+        if not self.conn.wait(timeout):
             self.kill()
             raise EngineCrashedError(f"the worker process (pid {self.pid}) did not start within {timeout:g} s")
         try:
@@ -157,13 +156,13 @@ class _Worker:
     # ------------------------------------------------------------------ one request
     def request(self, op: str, args: tuple[Any, ...], kwargs: dict[str, Any], watch: _Watch) -> Any:
         """Send one request, watch the worker until it answers, return the result (or raise)."""
-        payload = swap_arrays(args, self.region)
+        payload = put_arrays(args, self.region)
         try:
             self.conn.send((op, payload, kwargs, self.region.size))
         except OSError:
             raise self._crashed(op) from None
         conn, region, proc = self.conn, self.region, self.proc
-        while not conn.poll(WATCH_INTERVAL_S):
+        while not conn.wait(WATCH_INTERVAL_S):
             if proc.poll() is not None:
                 raise self._crashed(op)
             if watch.time_limit is not None:
@@ -195,7 +194,7 @@ class _Worker:
             region.follow(size)
             if status == "error":
                 raise pickle.loads(result)
-            return resolve_arrays(result, region, copy=True)
+            return take_arrays((result,), region, copy=True)[0]
         finally:
             if retire:
                 self.kill()
@@ -229,7 +228,7 @@ class _Worker:
         """Close the worker's engine and keep the process (for reuse); False if that failed (it is then gone)."""
         try:
             self.conn.send(("reset", (), {}, self.region.size))
-            if self.conn.poll(CLOSE_TIMEOUT_S):
+            if self.conn.wait(CLOSE_TIMEOUT_S):
                 status, *_ = self.conn.recv()
                 if status == "ok":
                     return True
@@ -245,7 +244,7 @@ class _Worker:
         self.dead = True
         with contextlib.suppress(OSError, EOFError):
             self.conn.send(("close", (), {}, self.region.size))
-            if self.conn.poll(CLOSE_TIMEOUT_S):
+            if self.conn.wait(CLOSE_TIMEOUT_S):
                 self.conn.recv()
         try:
             self.proc.wait(timeout=CLOSE_TIMEOUT_S)
@@ -436,7 +435,7 @@ class IsolatedEngine(Engine):
             worker.wait_ready()
             # The engine's own start (imports, shims) is not the JavaScript the memory limit is about:
             # the limit counts from what the worker holds once its engine is up.
-            worker.request("start", (self._target, self._inner_options), {},
+            worker.request("start", (self._target, self._inner_options, self._watch.time_limit is not None), {},
                            dataclasses.replace(self._watch, memory_limit=None))
             worker.baseline_rss = worker.rss()
             for op, args, kwargs in self._journal:

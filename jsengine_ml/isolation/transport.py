@@ -1,7 +1,7 @@
 """The wire between a supervisor and its worker: one control message per call, arrays in shared memory.
 
-Control messages are small pickled tuples on a socket pair (``multiprocessing.connection``). Arrays
-never go through pickle: the sender writes them into a :class:`SharedRegion` (an anonymous
+Control messages are small pickled tuples on a socket pair (:class:`Channel`). Arrays never go
+through pickle: the sender writes them into a :class:`SharedRegion` (an anonymous
 ``memfd`` both processes map, or an already-unlinked file where there is no memfd) and the message
 carries an :class:`ArrayRef` (offset, dtype, shape). There is no named segment, so nothing can leak
 in ``/dev/shm``: the memory is freed when the last of the two processes closes it.
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import mmap
 import os
+import pickle
+import select
 import struct
 import tempfile
-import time
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -114,53 +116,45 @@ class SharedRegion:
         os.close(self.fd)
 
 
-def swap_arrays(value: Any, region: SharedRegion) -> Any:
-    """Replace the numpy arrays in ``value`` (a tuple/list/dict tree) by ArrayRefs written to ``region``."""
-    arrays: list[np.ndarray] = []
-
-    def collect(v: Any) -> Any:
-        if isinstance(v, np.ndarray):
-            arrays.append(v)
-            return _Slot(len(arrays) - 1)
-        if isinstance(v, (list, tuple)):
-            return type(v)(collect(x) for x in v)
-        if isinstance(v, dict):
-            return {k: collect(x) for k, x in v.items()}
-        return v
-
-    shape = collect(value)
+def put_arrays(values: tuple[Any, ...], region: SharedRegion) -> tuple[Any, ...]:
+    """``values`` with each numpy array replaced by an :class:`ArrayRef` to its copy in ``region``."""
+    arrays = [v for v in values if isinstance(v, np.ndarray)]
     if not arrays:
-        return value
-    refs = region.write([np.ascontiguousarray(a) for a in arrays])
-
-    def fill(v: Any) -> Any:
-        if isinstance(v, _Slot):
-            return refs[v.index]
-        if isinstance(v, (list, tuple)):
-            return type(v)(fill(x) for x in v)
-        if isinstance(v, dict):
-            return {k: fill(x) for k, x in v.items()}
-        return v
-
-    return fill(shape)
+        return values
+    refs = iter(region.write([np.ascontiguousarray(a) for a in arrays]))
+    return tuple(next(refs) if isinstance(v, np.ndarray) else v for v in values)
 
 
-def resolve_arrays(value: Any, region: SharedRegion, *, copy: bool) -> Any:
-    """Replace the ArrayRefs in ``value`` by numpy arrays (copies, or views when ``copy`` is False)."""
-    if isinstance(value, ArrayRef):
-        return region.read(value) if copy else region.view(value)
-    if isinstance(value, (list, tuple)):
-        return type(value)(resolve_arrays(x, region, copy=copy) for x in value)
-    if isinstance(value, dict):
-        return {k: resolve_arrays(x, region, copy=copy) for k, x in value.items()}
-    return value
+def take_arrays(values: tuple[Any, ...], region: SharedRegion, *, copy: bool) -> tuple[Any, ...]:
+    """``values`` with each :class:`ArrayRef` replaced by a numpy copy (or a view when ``copy`` is False)."""
+    if not any(isinstance(v, ArrayRef) for v in values):
+        return values
+    return tuple((region.read(v) if copy else region.view(v)) if isinstance(v, ArrayRef) else v for v in values)
 
 
-@dataclass(frozen=True)
-class _Slot:
-    index: int
+class Channel:
+    """Control messages on one end of a socket pair: pickled tuples, length-prefixed."""
 
+    def __init__(self, fd: int):
+        self.conn = Connection(fd)
+        self._poller = select.poll()
+        self._poller.register(fd, select.POLLIN)
 
-def now() -> float:
-    """The clock both processes stamp and compare (CLOCK_MONOTONIC is system-wide)."""
-    return time.monotonic()
+    def fileno(self) -> int:
+        return self.conn.fileno()
+
+    def send(self, message: Any) -> None:
+        self.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def recv(self) -> Any:
+        return pickle.loads(self.conn.recv_bytes())
+
+    def wait(self, timeout: float) -> bool:
+        """True once a message (or the end of the stream) is there; False after ``timeout`` seconds.
+
+        (No spinning before the sleep: measured on 2 shared cores, a spinning supervisor takes the
+        core its worker needs, and a 30 µs spin made batch-1 calls 20-40 % slower.)"""
+        return bool(self._poller.poll(max(0, int(timeout * 1000))))
+
+    def close(self) -> None:
+        self.conn.close()

@@ -23,10 +23,9 @@ import pickle
 import signal
 import sys
 import time
-from multiprocessing.connection import Connection
 from typing import Any
 
-from .transport import SharedRegion, resolve_arrays, swap_arrays
+from .transport import Channel, SharedRegion, put_arrays, take_arrays
 
 #: Engine primitives whose duration is a "crossing" for the time limit.
 CROSSINGS = ("_exec", "_call_registered", "_put", "_get_packed", "_transform_packed", "_run_jobs", "_drain_console")
@@ -104,7 +103,7 @@ def _error_payload(exc: BaseException) -> bytes:
         return pickle.dumps(JSEngineMLError(f"{type(exc).__name__}: {exc}"))
 
 
-def serve(conn: Connection, region: SharedRegion) -> None:
+def serve(conn: Channel, region: SharedRegion) -> None:
     """Answer requests until ``close`` or the end of the control socket."""
     engine: Any = None
     console = _Collect()
@@ -121,8 +120,10 @@ def serve(conn: Connection, region: SharedRegion) -> None:
         region.follow(size)
         try:
             if op == "start":
-                target, options = args
-                engine_class = _stamped_class(_load_class(target), region)
+                target, options, timed = args
+                engine_class = _load_class(target)
+                if timed:  # the supervisor times crossings only when there is a time limit
+                    engine_class = _stamped_class(engine_class, region)
                 engine = engine_class(logger=logger, **options)
                 result: Any = None
             elif op == "close":
@@ -133,8 +134,8 @@ def serve(conn: Connection, region: SharedRegion) -> None:
                     old.close()
                 result = None
             else:
-                result = getattr(engine, op)(*resolve_arrays(args, region, copy=False), **kwargs)
-            reply = ("ok", swap_arrays(result, region), console.take(), region.size)
+                result = getattr(engine, op)(*take_arrays(args, region, copy=False), **kwargs)
+            reply = ("ok", put_arrays((result,), region)[0], console.take(), region.size)
         except BaseException as exc:  # every failure goes back to the supervisor
             reply = ("error", _error_payload(exc), console.take(), region.size)
         if engine is not None and engine.closed and op != "reset":
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     ctrl_fd, shm_fd, parent = (int(a) for a in (argv or sys.argv[1:])[:3])
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    conn = Connection(ctrl_fd)
+    conn = Channel(ctrl_fd)
     region = SharedRegion(shm_fd)
     try:
         serve(conn, region)
