@@ -37,34 +37,44 @@ def _jobs(out_file: str) -> None:
     from jsengine_ml.testing import WINE_DIR, write_broken_variant, write_wine_variant
 
     backend = os.environ.get("JSML_FLINK_BACKEND", "v8")
+    isolation = os.environ.get("JSML_FLINK_ISOLATION") or None
+    thread_mode = os.environ.get("JSML_FLINK_MODE") == "thread"
     pre = str(WINE_DIR / "preprocess.json")
     x_raw = np.load(WINE_DIR / "stream.npz")["x_raw"]
-    result: dict[str, object] = {"mode": os.environ.get("_python_worker_execution_mode", "loopback")}
+    result: dict[str, object] = {"mode": "thread" if thread_mode else
+                                 os.environ.get("_python_worker_execution_mode", "loopback")}
     env = configure_env(StreamExecutionEnvironment.get_execution_environment(), parallelism=2)
+    if thread_mode:  # Python functions run inside the JVM (pemja): V8 only ever runs isolated there
+        from pyflink.common import Configuration
+
+        conf = Configuration()
+        conf.set_string("python.execution-mode", "thread")
+        env.configure(conf)
 
     # job 1: plain scoring
     t0 = time.time()
     rows = [f"{i}," + ",".join(map(repr, r)) for i, r in enumerate(x_raw.tolist())]
-    spec = ModelSpec(str(WINE_DIR), backend=backend, version="v1", preprocess=pre)
+    spec = ModelSpec(str(WINE_DIR), backend=backend, version="v1", preprocess=pre, isolation=isolation)
     out = (env.from_collection(rows, type_info=Types.STRING())
            .key_by(lambda s: int(s.split(",", 1)[0]) % 16, key_type=Types.INT())
            .process(ScoringFunction(spec, batch_size=16, max_delay_ms=100), Types.STRING()))
     result["scoring"] = list(out.execute_and_collect())
     result["scoring_s"] = time.time() - t0
 
-    # job 1b: the Table API with the vectorized (pandas) UDF
+    # job 1b: the Table API with the vectorized (pandas) UDF (thread mode has no pandas UDFs)
     from pyflink.table import StreamTableEnvironment
     from pyflink.table.expressions import col
 
     from jsengine_ml.flink import pandas_scorer
 
     t0 = time.time()
-    t_env = StreamTableEnvironment.create(env)
-    names = [f"f{j}" for j in range(x_raw.shape[1])]
-    table = t_env.from_elements([(i, *r) for i, r in enumerate(x_raw.tolist())], ["id", *names])
-    scored_table = table.select(col("id"), pandas_scorer(spec)(*[col(c) for c in names]).alias("cls"))
-    with scored_table.execute().collect() as rows_out:
-        result["pandas"] = [[int(r[0]), int(r[1])] for r in rows_out]
+    if not thread_mode:
+        t_env = StreamTableEnvironment.create(env)
+        names = [f"f{j}" for j in range(x_raw.shape[1])]
+        table = t_env.from_elements([(i, *r) for i, r in enumerate(x_raw.tolist())], ["id", *names])
+        scored_table = table.select(col("id"), pandas_scorer(spec)(*[col(c) for c in names]).alias("cls"))
+        with scored_table.execute().collect() as rows_out:
+            result["pandas"] = [[int(r[0]), int(r[1])] for r in rows_out]
     result["pandas_s"] = time.time() - t0
 
     # job 2: hot update via a broadcast stream; v1 arrives after the first rows, v2 mid-stream, v3 broken
@@ -98,7 +108,8 @@ def _jobs(out_file: str) -> None:
                .map(delayed, Types.STRING()).set_parallelism(1))
     out = (data.key_by(lambda s: int(s.split(",", 1)[0]) % 16, key_type=Types.INT())
            .connect(updates.broadcast(MODEL_STATE))
-           .process(HotScoringFunction(backend=backend, batch_size=16, max_delay_ms=100, preprocess=pre),
+           .process(HotScoringFunction(backend=backend, batch_size=16, max_delay_ms=100, preprocess=pre,
+                                       isolation=isolation),
                     Types.STRING()))
     both = out.union(out.get_side_output(REJECTED).map(lambda r: "rejected," + r, Types.STRING()))
     lines = list(both.execute_and_collect())
@@ -130,6 +141,13 @@ def _run(mode: str, tmp_path: Path) -> dict:
     if mode == "process":
         env["_python_worker_execution_mode"] = "process"
         env.setdefault("JSML_FLINK_BACKEND", "v8")
+    elif mode == "thread":
+        # Thread mode runs Python inside the JVM, where in-process V8 crashed it: V8 isolated instead.
+        env.pop("_python_worker_execution_mode", None)
+        env["JSML_FLINK_MODE"] = "thread"
+        env.setdefault("JSML_FLINK_BACKEND", "v8")
+        env["JSML_FLINK_ISOLATION"] = "process"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # thread mode needs it
     else:
         env.pop("_python_worker_execution_mode", None)
         env.setdefault("JSML_FLINK_BACKEND", "quickjs")
@@ -170,9 +188,10 @@ def _check(result: dict) -> None:
     assert {v for _, v, _ in scored} == {"v1"}
 
     # Table API pandas UDF: every row once, same classes
-    by_id = dict(result["pandas"])
-    assert sorted(by_id) == list(range(len(labels))) and len(result["pandas"]) == len(labels)
-    np.testing.assert_array_equal(np.array([by_id[i] for i in range(len(labels))]), ref1)
+    if result["mode"] != "thread":
+        by_id = dict(result["pandas"])
+        assert sorted(by_id) == list(range(len(labels))) and len(result["pandas"]) == len(labels)
+        np.testing.assert_array_equal(np.array([by_id[i] for i in range(len(labels))]), ref1)
 
     # hot-update job: every row exactly once, tagged v1 or v2 (never the broken v3), right classes
     hot = _parse(result["hot"])
@@ -193,16 +212,18 @@ def _check(result: dict) -> None:
     assert all("ModelError" in why for *_, why in rejected)
 
 
-@pytest.mark.parametrize("mode", ["loopback", "process"])
+@pytest.mark.parametrize("mode", ["loopback", "process", "thread"])
 def test_flink_scoring_and_hot_update(mode: str, tmp_path: Path) -> None:
+    """Thread mode (Python inside the JVM), which in-process V8 crashed, runs V8 isolated."""
     _check(_run(mode, tmp_path))
 
 
-def test_thread_mode_refuses_v8() -> None:
+def test_thread_mode_refuses_in_process_v8_only() -> None:
     from jsengine_ml.flink import check_execution_mode
 
-    with pytest.raises(RuntimeError, match="thread mode"):
+    with pytest.raises(RuntimeError, match=r"thread mode.*isolation='process'"):
         check_execution_mode("v8", {"python.execution-mode": "thread"})
+    check_execution_mode("v8", {"python.execution-mode": "thread"}, isolation="process")
     check_execution_mode("v8", {"python.execution-mode": "process"})
     check_execution_mode("quickjs", {"python.execution-mode": "thread"})
 
@@ -212,8 +233,10 @@ def test_model_spec_pickles() -> None:
 
     from jsengine_ml.flink import ModelSpec, ModelUpdate, ScoringFunction
 
-    spec = ModelSpec(str(WINE_DIR), backend="v8", version="v1", preprocess=str(WINE_DIR / "preprocess.json"))
+    spec = ModelSpec(str(WINE_DIR), backend="v8", version="v1", preprocess=str(WINE_DIR / "preprocess.json"),
+                     isolation="process")
     assert pickle.loads(pickle.dumps(spec)) == spec
+    assert spec.load_options() == {"isolation": "process"}
     assert ModelSpec.from_json(spec.to_json()) == spec
     assert ModelUpdate.parse(ModelUpdate("v2", "/m/v2").to_json()) == ModelUpdate("v2", "/m/v2")
     fn = pickle.loads(pickle.dumps(ScoringFunction(spec)))
