@@ -34,8 +34,10 @@ sequence of floats) or a string ``"key,f1,f2,..."``; the output is the string
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -203,6 +205,26 @@ def check_execution_mode(backend: str | None, config: Any = None, *, isolation: 
             "Run it isolated (ModelSpec(..., isolation='process')), use process mode (the default: set "
             "python.execution-mode to 'process') or another backend (ModelSpec(..., backend='quickjs'))."
         )
+
+
+_instances = itertools.count()
+
+
+def subtask_index(runtime_context: Any) -> int:
+    """This parallel instance's index. In thread mode (PyFlink 2.3) the context's
+    ``get_index_of_this_subtask`` fails (its Java object lacks the method): the subtask is then read
+    from the task name ("name (i/n)"), else numbered in the order instances open in this process."""
+    try:
+        return int(runtime_context.get_index_of_this_subtask())
+    except AttributeError:
+        pass
+    try:
+        match = re.search(r"\((\d+)/\d+\)", str(runtime_context.get_task_name_with_subtasks()))
+        if match:
+            return int(match.group(1)) - 1
+    except AttributeError:
+        pass
+    return next(_instances)
 
 
 # ---------------------------------------------------------------------- record codecs
@@ -381,7 +403,7 @@ class HotScoringFunction(KeyedBroadcastProcessFunction):
 
         check_execution_mode(self.backend, isolation=self.isolation)
         self._b = _Batcher(self.batch_size, self.max_delay_ms, self.parse, self.emit, self.preprocess)
-        self._subtask = runtime_context.get_index_of_this_subtask()
+        self._subtask = subtask_index(runtime_context)
         self._hs = HotSwapModel(backend=self.backend, load_options=self.load_options, on_error=self._on_error,
                                 isolation=self.isolation)
         self.failed: list[str] = []

@@ -247,3 +247,19 @@ def test_a_process_that_leaves_everything_open_exits_promptly(backend: str, isol
     assert ended - info["at"] < 15, f"exit took {ended - info['at']:.1f} s"
     assert len(info["pids"]) == (2 if isolation == "process" else 0)
     assert all(_gone(pid) for pid in info["pids"]), "a worker outlived its parent"
+
+
+def test_the_supervisor_never_loads_the_engine_binding() -> None:
+    """In PyFlink's thread mode the supervisor is the JVM: V8 started there is what crashed it."""
+    code = textwrap.dedent("""
+        import numpy as np, jsengine_ml
+        from jsengine_ml.testing import WINE_DIR
+        with jsengine_ml.load(WINE_DIR, "v8", isolation="process", time_limit=5.0) as m:
+            m.predict(np.zeros((2, 13), np.float32))
+            print(m.engine.capabilities().engine, "mini_racer" in open("/proc/self/maps").read())
+    """)
+    if "v8" not in BACKENDS:
+        pytest.skip("v8 is not installed")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["V8", "False"]

@@ -414,7 +414,7 @@ class IsolatedEngine(Engine):
 
     # ------------------------------------------------------------------ lifecycle
     def _open(self, time_limit: float | None, memory_limit: int | None) -> None:
-        inner = self.inner_class.capabilities()
+        inner = inner_capabilities(self.inner_class)
         self._inner_options: dict[str, Any] = {}
         if time_limit is not None and inner.time_limit:
             self._inner_options["time_limit"] = time_limit
@@ -569,8 +569,25 @@ def _resource_bytes(url: str, data: Any) -> bytes:
 
 
 @functools.cache
+def inner_capabilities(inner_class: type[Engine]) -> Capabilities:
+    """The backend's own capabilities, asked of a worker: the supervisor never loads an engine binding
+    (V8 started inside PyFlink's JVM is what crashed it)."""
+    python = worker_python()
+    worker = SPAWNER.take(python)
+    try:
+        worker.wait_ready()
+        answer = worker.request("capabilities", (f"{inner_class.__module__}:{inner_class.__qualname__}",), {},
+                                _Watch(None, 0.0, None, lambda records: None))
+    except BaseException:
+        worker.kill()
+        raise
+    SPAWNER.give_back(python, worker)
+    return Capabilities(**answer)
+
+
+@functools.cache
 def _isolated_capabilities(inner_class: type[Engine]) -> Capabilities:
-    inner = inner_class.capabilities()
+    inner = inner_capabilities(inner_class)
     in_worker = f"; in the worker, the engine's own: {inner.memory_limit}" if inner.memory_limit else ""
     return dataclasses.replace(
         inner,

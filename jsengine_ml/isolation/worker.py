@@ -126,6 +126,8 @@ def serve(conn: Channel, region: SharedRegion) -> None:
                     engine_class = _stamped_class(engine_class, region)
                 engine = engine_class(logger=logger, **options)
                 result: Any = None
+            elif op == "capabilities":  # asked here so the supervisor never loads an engine itself
+                result = _load_class(args[0]).capabilities().as_dict()
             elif op == "close":
                 break
             elif op == "reset":  # back to a spare: the engine goes, the warm process stays
