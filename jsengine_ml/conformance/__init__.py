@@ -1,6 +1,7 @@
 """Conformance kit for jsengine-ml backends.
 
-``EngineConformance`` is a pytest test class a backend's test file inherits (set ``backend``);
+``EngineConformance`` and ``HostileConformance`` (the hostile-bundle cases) are pytest test classes
+a backend's test file inherits (set ``backend``);
 ``run_conformance`` runs it for installed backends and prints a pass/fail table; ``bundles/`` holds
 the webpack fixtures (see ``bundles/manifest.json``).
 """
@@ -13,7 +14,7 @@ from typing import Any
 if "pytest" in sys.modules:  # running under pytest: show assertion details inside the suite
     sys.modules["pytest"].register_assert_rewrite("jsengine_ml.conformance.engine_suite")
 
-__all__ = ["EngineConformance", "run_conformance"]
+__all__ = ["EngineConformance", "HostileConformance", "run_conformance"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,6 +23,10 @@ def __getattr__(name: str) -> Any:
         from .engine_suite import EngineConformance
 
         return EngineConformance
+    if name == "HostileConformance":
+        from .hostile_suite import HostileConformance
+
+        return HostileConformance
     if name == "run_conformance":
         from .runner import run_conformance
 
