@@ -263,3 +263,24 @@ def test_the_supervisor_never_loads_the_engine_binding() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["V8", "False"]
+
+
+def test_hot_swap_with_isolation_a_version_that_hangs_while_loading_is_a_failed_version(tmp_path) -> None:
+    from jsengine_ml.conformance.hostile_suite import CASES_BY_NAME, GOOD_BUNDLE, ROWS, good_output
+    from jsengine_ml.hotswap import HotSwapModel
+
+    good, hanging = tmp_path / "good.js", tmp_path / "hangs.js"
+    good.write_text(GOOD_BUNDLE, encoding="utf-8")
+    hanging.write_text(CASES_BY_NAME["loops-while-loading"].source, encoding="utf-8")
+    model = HotSwapModel(backend="quickjs", isolation="process", load_options={"time_limit": 1.0})
+    try:
+        model.offer("v1", good).result(60)
+        np.testing.assert_allclose(model.predict(ROWS), good_output(ROWS))
+        started = time.monotonic()
+        with pytest.raises(JSTimeoutError):
+            model.offer("v2", hanging).result(60)
+        assert time.monotonic() - started < 1.0 + 1.0 + 1.0  # the limit + 1 s, + a worker start
+        np.testing.assert_allclose(model.predict(ROWS), good_output(ROWS))
+        assert model.version == "v1" and [f.version for f in model.failures] == ["v2"]
+    finally:
+        model.close()

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from ..backends import get_backend
+from ..backends import create_engine, get_backend
 from ..engine import Capabilities
 from ..errors import (
     BackendUnavailableError,
@@ -212,9 +212,13 @@ def run_hostile_case(backend: str, case: HostileCase | str, mode: str, *, time_l
         good.write_text(GOOD_BUNDLE, encoding="utf-8")
         model = None
         result = None
+        engine = None
         started = time.monotonic()
         try:
-            model = load(bundle, backend, warmup=False, name="HostileModel", **options)
+            # The engine (and an isolated engine's worker) starts first: the clock is the bundle's.
+            engine = create_engine(backend, **options)
+            started = time.monotonic()
+            model = load(bundle, engine=engine, warmup=False, name="HostileModel")
             if case.trigger == "predict":
                 started = time.monotonic()
                 result = model.predict(ROWS)
@@ -236,8 +240,8 @@ def run_hostile_case(backend: str, case: HostileCase | str, mode: str, *, time_l
             else:
                 _check_result(case, model, result, outcome)
         finally:
-            if model is not None:
-                model.close()
+            if engine is not None:  # (the model's own close would only dispose it in the engine)
+                engine.close()
         if outcome.seconds > time_limit + 1.0:
             outcome.problems.append(f"took {outcome.seconds:.2f} s, more than the limit + 1 s")
         try:
