@@ -66,14 +66,21 @@ def soak_predictions(backend: str, runtime: str, isolation: str, n: int, warmup:
     pool = wine_stream()[2]  # the standardized Wine test rows
     expected = numpy_wine_predict(WINE_DIR, pool)
     wrong = 0
+    curve: list[float] = []  # RSS (MiB) at every tenth of the run: a leak keeps climbing, a warm-up levels off
+    checkpoints = {n * k // 10 for k in range(1, 10)}
     with jsengine_ml.load(WINE_DIR, backend, runtime=runtime, isolation=isolation) as model:
         started = time.perf_counter()
         after_warmup = 0
+        half = 0
         for i in range(n):
             if i == warmup:
                 gc.collect()
                 after_warmup = total_rss(model)
                 started = time.perf_counter()
+            if i in checkpoints:
+                curve.append(total_rss(model) / MiB)
+            if i == max(warmup, n // 2):
+                half = total_rss(model)
             k = i % len(pool)
             out = model.predict(pool[k : k + 1])
             if not np.allclose(out[0], expected[k], atol=1e-5):
@@ -84,7 +91,9 @@ def soak_predictions(backend: str, runtime: str, isolation: str, n: int, warmup:
     measured = max(1, n - warmup)
     return {"kind": "predictions", "backend": backend, "runtime": runtime, "isolation": isolation, "n": n,
             "warmup": warmup, "wrong": wrong, "rss_after_warmup_mib": after_warmup / MiB, "rss_end_mib": end / MiB,
-            "growth": end / after_warmup - 1 if after_warmup else 0.0, "us_per_prediction": seconds / measured * 1e6}
+            "growth": end / after_warmup - 1 if after_warmup else 0.0,
+            "late_growth": end / half - 1 if half else 0.0, "rss_curve_mib": curve,
+            "us_per_prediction": seconds / measured * 1e6}
 
 
 def soak_swaps(backend: str, isolation: str, swaps: int, workdir: Path) -> dict[str, Any]:
@@ -148,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
                 failed |= bad
                 print(f"predictions {backend:8} {runtime:8} {isolation:8} n={row['n']:,} wrong={row['wrong']} "
                       f"RSS {row['rss_after_warmup_mib']:.0f} -> {row['rss_end_mib']:.0f} MiB "
-                      f"({row['growth']:+.1%}) {row['us_per_prediction']:.0f} µs/prediction{'  FAIL' if bad else ''}",
+                      f"({row['growth']:+.1%}; second half {row['late_growth']:+.1%}) "
+                      f"{row['us_per_prediction']:.0f} µs/prediction{'  FAIL' if bad else ''}",
                       flush=True)
+            if not args.swaps:
+                continue
             with tempfile.TemporaryDirectory(prefix="jsengine-ml-soak-") as tmp:
                 row = soak_swaps(backend, isolation, args.swaps, Path(tmp))
             rows.append(row)
