@@ -111,8 +111,9 @@ class DenseMatrixModel(IModel):
     per batch (batches above ``max_batch_rows`` are chunked) and tensors are disposed in the engine.
     Set ``check_finite = False`` to let NaN and ±inf through; they then propagate as in Keras.
     Outputs are passed through as the model computed them: NaN or ±inf in a result is not an error.
-    A result with another number of rows than the input, or another width than the metadata says,
-    raises :class:`ModelError` (the row count is checked before the result is copied out).
+    A result with another width than the metadata says raises :class:`ModelError`; one with another
+    number of rows than the input is refused before anything is copied out of the engine (a
+    ``RangeError`` from the bundle runtime, a :class:`ModelError` from ``transform(rows=)``).
     """
 
     #: Refuse NaN / ±inf inputs with :class:`InputError` (default); False passes them to the model.
