@@ -238,3 +238,16 @@ def test_kernels_runtime_is_an_alias_of_compiled() -> None:
 def test_unknown_runtime_is_refused_clearly() -> None:
     with pytest.raises(InputError, match="runtime must be one of 'auto', 'compiled', 'tfjs', got 'nope'"):
         load(WINE, runtime="nope")
+
+
+def test_token_ids_outside_the_vocabulary_are_refused_by_position(engine) -> None:
+    x, y = golden("embedding")
+    with load(reference_models_dir() / "embedding", engine=engine) as model:
+        bad = x.copy()
+        bad[3, 5] = 40  # the vocabulary is [0, 40)
+        with pytest.raises(InputError, match=r"token id 40 at row 3, column 5 is outside the vocabulary \[0, 40\)"):
+            model.predict(bad)
+        bad[3, 5] = -1
+        with pytest.raises(InputError, match="token id -1 at row 3"):
+            model.predict(bad)
+        np.testing.assert_allclose(model.predict(x), y, atol=1e-5)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..engine import Engine
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from ..model import DenseMatrixModel, ModelMetadata
 from .plan import Plan
 
@@ -57,6 +57,17 @@ class CompiledModel(DenseMatrixModel):
         self._capacity = 0
         self._inputs: list[np.ndarray] = []
         self._outputs: list[np.ndarray] = []
+
+    def _validate(self, rows: Any) -> np.ndarray:
+        matrix = super()._validate(rows)
+        vocab = self.plan.inputs[0].vocab
+        if vocab is not None and matrix.size and (matrix.min() < 0 or matrix.max() >= vocab):
+            r, c = map(int, np.argwhere((matrix < 0) | (matrix >= vocab))[0])
+            raise InputError(
+                f"{self.metadata.source}: token id {int(matrix[r, c])} at row {r}, column {c} is outside the "
+                f"vocabulary [0, {vocab}) of the model's Embedding"
+            )
+        return matrix
 
     def _reserve(self, rows: int) -> None:
         """Make room for ``rows`` rows in the engine and (zero-copy) map the model's memory again."""

@@ -11,6 +11,7 @@ Layers outside :data:`SUPPORTED` (or configurations the kernels do not cover) ra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,12 +76,16 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Port:
-    """A model input or output: name, shape without batch, dtype and its slot."""
+    """A model input or output: name, shape without batch, dtype and its slot.
+
+    ``vocab``: for token-id inputs (read by Embedding layers), ids must lie in ``[0, vocab)``.
+    """
 
     name: str
     shape: tuple[int, ...]
     dtype: str
     slot: int
+    vocab: int | None = None
 
 
 @dataclass
@@ -265,17 +270,17 @@ class _Compiler:
     def compile(self) -> Plan:
         graph = self.graph
         inputs = []
-        int_inputs = self._embedding_inputs()
+        vocabs = self._token_inputs()
         for spec in graph.inputs:
             if any(d is None for d in spec.shape):
                 raise UnsupportedModelError(
                     f"{self.source}: input {spec.name!r} has shape {list(spec.shape)}; the compiled runtime needs "
                     f"every dimension but the batch fixed"
                 )
-            dtype = "int32" if spec.dtype == "int32" or spec.name in int_inputs else "float32"
+            dtype = "int32" if spec.name in vocabs else "float32"
             t = self.new(tuple(int(d) for d in spec.shape), dtype)  # type: ignore[arg-type]
             self.tensors[(spec.ref.layer, 0, 0)] = t
-            inputs.append(Port(spec.name, t.shape, dtype, t.slot))
+            inputs.append(Port(spec.name, t.shape, dtype, t.slot, vocabs.get(spec.name)))
         for call in graph.calls:
             self.layer = call.layer
             ins = [self.tensor(ref) for ref in call.inputs]
@@ -298,10 +303,27 @@ class _Compiler:
             layers=[c.class_name for c in graph.calls],
         )
 
-    def _embedding_inputs(self) -> set[str]:
-        """Model inputs read directly by an Embedding: their ids travel as int32."""
+    def _token_inputs(self) -> dict[str, int]:
+        """Model inputs read only by Embedding layers -> the smallest vocabulary among them.
+
+        Their ids travel as int32; every other input travels as float32 (Keras casts integer inputs
+        of other layers to floats). An input read by both kinds is not supported.
+        """
+        vocabs: dict[str, int] = {}
+        others: set[str] = set()
+        for call in self.graph.calls:
+            for ref in call.inputs:
+                if call.class_name == "Embedding":
+                    vocab = int(call.config.get("input_dim", 0))
+                    vocabs[ref.layer] = min(vocabs.get(ref.layer, vocab), vocab)
+                else:
+                    others.add(ref.layer)
         names = {s.name for s in self.graph.inputs}
-        return {ref.layer for c in self.graph.calls if c.class_name == "Embedding" for ref in c.inputs} & names
+        mixed = set(vocabs) & others & names
+        if mixed:
+            raise UnsupportedModelError(f"{self.source}: input {sorted(mixed)[0]!r} feeds an Embedding and other "
+                                        f"layers; the compiled runtime needs token inputs to feed Embeddings only")
+        return {name: vocab for name, vocab in vocabs.items() if name in names}
 
     def tensor(self, ref: TensorRef) -> Tensor:
         key = (ref.layer, ref.node, ref.index)
@@ -838,7 +860,7 @@ def _allocate(ops: list[Op], slots: list[Slot], inputs: list[Port],
         releases.setdefault(last[v], []).append(choice)
     new_ops = [Op(op.kernel, [_At(mapping[a.slot], a.add) if isinstance(a, _At) else a for a in op.args], op.layer)
                for op in ops]
-    ports = [Port(p.name, p.shape, p.dtype, mapping[p.slot]) for p in (*inputs, *outputs)]
+    ports = [dataclasses.replace(p, slot=mapping[p.slot]) for p in (*inputs, *outputs)]
     return new_ops, [Slot(p, f) for p, f in physical], ports
 
 

@@ -190,6 +190,16 @@
       return { data: new OutT(m.kernels.buffer(), m.slotAt[output.slot], n * rowSize(output)), shape: [n].concat(output.shape) };
     },
     info: function (id) { return JSON.stringify(portsInfo(model(id))); },
+    // The bound ops with their arguments for n rows (benchmarks time them one by one).
+    _debugOps: function (id, n) {
+      var m = model(id), out = [];
+      for (var i = 0; i < m.bound.length; i++) {
+        var op = m.bound[i], args = op.args.slice();
+        for (var j = 0; j < op.rows.length; j += 2) { args[op.rows[j]] = n * op.rows[j + 1]; }
+        out.push({ name: op.name, layer: op.layer, fn: op.fn, args: args });
+      }
+      return out;
+    },
     dispose: function (id) { delete models[id]; return 0; }
   };
 })(typeof __jsml_scope === 'object' && __jsml_scope ? __jsml_scope : Function('return this')());
