@@ -88,9 +88,9 @@ $kernels_es5
 $runtime
 $common_head
   var compiled = __jsml_scope.__jsml.compiled;
-  var useWasm = false;
-  if (typeof WebAssembly === 'object' && "$wasm") {
-    try { useWasm = compiled.init(decodeBase64("$wasm")); } catch (e) { useWasm = false; }
+  var useWasm = false, wasm = "$wasm";
+  if (typeof WebAssembly === 'object') {
+    try { useWasm = compiled.init(decodeBase64(wasm)); } catch (e) { useWasm = false; }
   }
   compiled.load(1, $plan, decodeBase64("$weights"), useWasm, !useWasm);
   info.kernels = useWasm ? 'wasm' : 'es5';

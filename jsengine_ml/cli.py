@@ -71,9 +71,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench.cli import run
 
-    return run_bench(quick=args.quick, out_dir=Path(args.out), backends=args.backend or None)
+    return run(args.quick, args.out, args.backend or None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,10 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend")
     p.set_defaults(func=_predict)
 
-    p = sub.add_parser("bench", help="benchmark engines and peers; writes a markdown report and plots")
-    p.add_argument("--quick", action="store_true", help="a smoke run (CI)")
-    p.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
-    p.add_argument("--backend", action="append", help="backend to include (repeatable; default: all available)")
+    p = sub.add_parser("bench", help="benchmark engines and runtimes against peers; writes RESULTS.md, "
+                                     "results.json and plots (exit 1 if any contender's outputs disagree)")
+    from .bench.cli import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p, "bench-out")
     p.set_defaults(func=_bench)
     return parser
 

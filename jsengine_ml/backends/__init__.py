@@ -9,6 +9,7 @@ A third-party backend subclasses :class:`jsengine_ml.engine.Engine` and register
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from dataclasses import dataclass
@@ -47,10 +48,16 @@ def register_backend(name: str, engine_class: type[Engine]) -> None:
     _registered[name] = engine_class
 
 
+@functools.cache
+def _entry_points() -> tuple[tuple[str, str], ...]:
+    """Backends declared by installed distributions (scanning them costs milliseconds: once per process)."""
+    return tuple((ep.name, ep.value) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
 def _known() -> dict[str, str | type[Engine]]:
     known: dict[str, str | type[Engine]] = dict(BUILTIN)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        known.setdefault(ep.name, ep.value)
+    for name, value in _entry_points():
+        known.setdefault(name, value)
     known.update(_registered)
     return known
 
