@@ -151,8 +151,10 @@ def _arg_json(arg: Any) -> Any:
         return ["w", arg.offset]
     if isinstance(arg, _Rows):
         return ["n", arg.mult]
-    if isinstance(arg, float) and not math.isfinite(arg):
-        return ["f", "nan" if math.isnan(arg) else ("inf" if arg > 0 else "-inf")]
+    if isinstance(arg, float):
+        if not math.isfinite(arg):
+            return ["f", "nan" if math.isnan(arg) else ("inf" if arg > 0 else "-inf")]
+        return float(np.float32(arg))  # the kernels take float32: both kernel sets see the same value
     return arg
 
 
