@@ -85,3 +85,20 @@ def test_tfjs_runtime_where_tfjs_can(name: str) -> None:
         return
     assert verdict.get("matches"), f"{name}: tfjs ran it here but not in node"
     np.testing.assert_allclose(out, y.reshape(len(y), -1), atol=_tolerance(name), rtol=1e-4)
+
+
+def test_named_inputs_and_outputs_of_a_two_input_two_output_model(shared_engine: Any) -> None:
+    """functional_multi: a float vector and a token sequence in, class probabilities and a score out."""
+    fixture = INDEX["functional_multi"]
+    data = np.load(FIXTURES / "functional_multi" / "golden.npz")
+    feeds = {i["name"]: data[i["key"]] for i in fixture["inputs"]}
+    for runtime in ("compiled", "tfjs"):
+        with load(FIXTURES / "functional_multi", engine=shared_engine, runtime=runtime) as model:
+            assert [a.name for a in model.metadata.inputs] == [i["name"] for i in fixture["inputs"]]
+            assert [a.dtype for a in model.metadata.inputs] == ["float32", "int32"]
+            out = model.run(feeds)
+            assert list(out) == [o["name"] for o in fixture["outputs"]]
+            for spec in fixture["outputs"]:
+                np.testing.assert_allclose(out[spec["name"]], data[spec["key"]], atol=1e-5)
+            only = model.run(feeds, outputs=[fixture["outputs"][1]["name"]])
+            assert list(only) == [fixture["outputs"][1]["name"]]

@@ -189,6 +189,27 @@
       var OutT = output.dtype === 'int32' ? Int32Array : Float32Array;
       return { data: new OutT(m.kernels.buffer(), m.slotAt[output.slot], n * rowSize(output)), shape: [n].concat(output.shape) };
     },
+    // Several inputs or outputs through the engine's data path: `bytes` holds each input's n rows
+    // back to back (plan order, 4-byte values); the outputs come back the same way, as float32.
+    runPacked: function (bytes, shape, id, n) {
+      var m = model(id), plan = m.plan, at = 0, total = 0, i;
+      if (n > m.capacity) { ns.compiled.reserve(id, n); }
+      for (i = 0; i < plan.inputs.length; i++) {
+        var size = 4 * n * rowSize(plan.inputs[i]);
+        if (at + size > bytes.length) { throw new RangeError('jsengine-ml compiled: packed inputs are short'); }
+        new Uint8Array(m.kernels.buffer(), m.slotAt[plan.inputs[i].slot], size).set(bytes.subarray(at, at + size));
+        at += size;
+      }
+      run(m, n);
+      for (i = 0; i < plan.outputs.length; i++) { total += n * rowSize(plan.outputs[i]); }
+      var out = new Float32Array(total), o = 0;
+      for (i = 0; i < plan.outputs.length; i++) {
+        var count = n * rowSize(plan.outputs[i]);
+        out.set(new Float32Array(m.kernels.buffer(), m.slotAt[plan.outputs[i].slot], count), o);
+        o += count;
+      }
+      return out;
+    },
     info: function (id) { return JSON.stringify(portsInfo(model(id))); },
     // The bound ops with their arguments for n rows (benchmarks time them one by one).
     _debugOps: function (id, n) {
