@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jsengine_ml.bundle import write_bundle
-from jsengine_ml.conformance.model_suite import REFERENCE_MODELS, golden, reference_models_dir
+from jsengine_ml.conformance.model_suite import SINGLE_IO_MODELS, golden, reference_models_dir
 
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not on PATH")
@@ -35,7 +35,7 @@ def runner(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("without_wasm", [False, True], ids=["wasm", "es5"])
-@pytest.mark.parametrize("name", REFERENCE_MODELS)
+@pytest.mark.parametrize("name", SINGLE_IO_MODELS)
 def test_compiled_bundle_runs_in_node(name: str, without_wasm: bool, runner: Path, tmp_path: Path) -> None:
     bundle = write_bundle(reference_models_dir() / name, tmp_path / f"{name}.js", runtime="compiled")
     assert "tf.min.js" not in bundle.read_text()[:2000]
