@@ -297,9 +297,9 @@ class Engine(ABC):
         logger: logging.Logger | None = None,
     ):
         if time_limit is not None and not time_limit > 0:
-            raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+            raise InputError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
         if memory_limit is not None and not memory_limit > 0:
-            raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
+            raise InputError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
         self.time_limit = time_limit
         self.memory_limit = memory_limit
         self.console = logger or console_log

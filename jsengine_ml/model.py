@@ -364,7 +364,7 @@ def load(
 def _open_engine(backend: str | None, engine: Engine | None, options: dict[str, Any]) -> tuple[Engine, bool]:
     if engine is not None:
         if options:
-            raise ValueError(f"engine options {sorted(options)} cannot apply to an engine passed in")
+            raise InputError(f"engine options {sorted(options)} cannot apply to an engine passed in")
         return engine, False
     return get_backend(backend)(**options), True
 

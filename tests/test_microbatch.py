@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from jsengine_ml.errors import InputError
+from jsengine_ml.errors import EngineClosedError, InputError
 from jsengine_ml.microbatch import MicroBatcher, RecordResult
 
 
@@ -100,7 +100,7 @@ def test_close_scores_everything_already_submitted_and_refuses_more():
     futs = mb.submit_many(np.arange(40, dtype=np.float32).reshape(10, 4))
     mb.close()
     assert [f.result(timeout=10)[1] for f in futs] == [float(4 * i) for i in range(10)]
-    with pytest.raises(RuntimeError):
+    with pytest.raises(EngineClosedError, match="closed"):
         mb.submit([0, 0, 0, 0])
     mb.close()  # idempotent
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 
 from ..engine import Capabilities, Engine
-from ..errors import BackendUnavailableError, JSEngineMLError
+from ..errors import BackendUnavailableError, InputError, JSEngineMLError
 
 ENTRY_POINT_GROUP = "jsengine_ml.backends"
 ENV_VAR = "JSENGINE_ML_BACKEND"
@@ -44,7 +44,7 @@ class BackendInfo:
 def register_backend(name: str, engine_class: type[Engine]) -> None:
     """Register an engine class under ``name`` at run time (entry points do this declaratively)."""
     if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
-        raise TypeError(f"{engine_class!r} is not a subclass of jsengine_ml.engine.Engine")
+        raise InputError(f"{engine_class!r} is not a subclass of jsengine_ml.engine.Engine")
     _registered[name] = engine_class
 
 
