@@ -463,12 +463,37 @@ def load_layers(
         raise
 
 
+#: Config keys the official converter writes (Keras 2) that tfjs 4.22 rejects although they do not
+#: change what the layer computes: dropped before tfjs sees the topology.
+TFJS_REJECTED_KEYS = {
+    "SeparableConv1D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
+    "SeparableConv2D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
+}
+
+
+def tfjs_topology(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with the configs tfjs 4.22 refuses but whose meaning is plain normalized (a copy)."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: clean(v) for k, v in node.items()}
+            rejected = TFJS_REJECTED_KEYS.get(node.get("class_name", ""), ())
+            if rejected and isinstance(node.get("config"), dict):
+                node["config"] = {k: v for k, v in node["config"].items() if k not in rejected}
+            return node
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    return {**spec, "modelTopology": clean(spec["modelTopology"])}
+
+
 def _load_tfjs(target: Engine, owns: bool, model_json: Path, spec: dict[str, Any], shards: dict[str, bytes],
                version: str | None, max_batch_rows: int, reason: str) -> DenseMatrixModel:
     ensure_tfjs(target)
     model_id = next(_model_ids)
     base = f"jsengine-ml-model-{model_id}"
-    target.add_resource(f"{base}/model.json", json.dumps(spec).encode("utf-8"))
+    target.add_resource(f"{base}/model.json", json.dumps(tfjs_topology(spec)).encode("utf-8"))
     for rel, data in shards.items():
         target.add_resource(f"{base}/{rel}", data)
     try:
