@@ -24,7 +24,7 @@ from .backends import get_backend
 from .engine import Engine, read_shim
 from .errors import InputError, JSEngineMLError, ModelError, ShimError
 from .runtime import tfjs_dist
-from .topology import read_graph, read_layers_artifact, split_weights
+from .topology import graph_model_signature, read_graph, read_layers_artifact, split_weights
 
 #: JS entry points per runtime: (predict, dispose).
 #: JS entry points per runtime: (one input to one output, several inputs or outputs, dispose).
@@ -433,6 +433,13 @@ def load_layers(
     spec, shards = read_layers_artifact(model_json)
     plan = None
     reason = ""
+    if spec.get("format") == "graph-model":
+        from .compiled.plan import UnsupportedModelError
+
+        if runtime == "compiled":
+            raise UnsupportedModelError(f"{model_json}: graph models run on tfjs (runtime='tfjs' or 'auto'); the "
+                                        f"compiled runtime takes TF.js Layers models")
+        runtime = "tfjs"
     if runtime in ("compiled", "auto"):
         from .compiled.plan import UnsupportedModelError, compile_graph
 
@@ -497,13 +504,23 @@ def _load_tfjs(target: Engine, owns: bool, model_json: Path, spec: dict[str, Any
     for rel, data in shards.items():
         target.add_resource(f"{base}/{rel}", data)
     try:
-        info = json.loads(target.settle(f"__jsml.models.layersUrl({model_id}, '{base}/model.json')", timeout=120))
+        if spec.get("format") == "graph-model":
+            inputs, outputs = graph_model_signature(spec, source=str(model_json))
+            signature = json.dumps(json.dumps({"inputs": inputs, "outputs": outputs}))
+            info = json.loads(target.settle(
+                f"__jsml.models.graphUrl({model_id}, '{base}/model.json', {signature})", timeout=120))
+            info.update(inputs=inputs, outputs=outputs, inputShape=inputs[0]["shape"],
+                        outputShape=outputs[0]["shape"], inputDtype=inputs[0]["dtype"], format="graph-model")
+        else:
+            info = json.loads(target.settle(f"__jsml.models.layersUrl({model_id}, '{base}/model.json')",
+                                            timeout=120))
         info["runtime"] = "tfjs"
         if reason:
             info["runtime_reason"] = reason
     except JSEngineMLError as exc:
         raise ModelError(f"{model_json}: tfjs could not load the model: {exc}") from exc
-    model = DenseMatrixModel(target, model_id, _metadata(target, "tfjs-layers", model_json, version, info),
+    kind = "tfjs-graph" if spec.get("format") == "graph-model" else "tfjs-layers"
+    model = DenseMatrixModel(target, model_id, _metadata(target, kind, model_json, version, info),
                              owns_engine=owns, max_batch_rows=max_batch_rows)
     if model.metadata.n_outputs is None:
         raise ModelError(f"{model_json}: output shape {list(model.metadata.output_shape)} is not fixed")

@@ -57,6 +57,15 @@
         });
       });
     },
+    // A graph model (tfjs-converter): `signatureJson` names its inputs and outputs (see model.py).
+    graphUrl: function (id, url, signatureJson) {
+      var tf = g.tf, sig = JSON.parse(signatureJson);
+      return tf.loadGraphModel(tf.io.http(url)).then(function (model) {
+        models[id] = { kind: 'graph', model: model, inputs: sig.inputs, outputs: sig.outputs,
+          inputShape: sig.inputs[0].shape, inputDtype: sig.inputs[0].dtype };
+        return JSON.stringify({ tfjs: tf.version.tfjs, backend: tf.getBackend() });
+      });
+    },
     // Adopt the entry found by the export discovery shim; return what the bundle declares about itself.
     bundle: function (id) {
       var entry = g.__jsml_entry, target = entry.target || entry;
@@ -67,6 +76,10 @@
       var m = models[id];
       if (!m) { throw new Error('jsengine-ml: model ' + id + ' is not loaded (closed?)'); }
       var n = shape[0];
+      if (m.kind === 'graph') {
+        return { data: ns.models.runPacked(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), [], id, n),
+          shape: [n, product(m.outputs[0].shape, 1)] };
+      }
       if (m.kind === 'layers') {
         var tf = g.tf;
         var out = tf.tidy(function () {
@@ -87,18 +100,26 @@
     // the outputs come back the same way, as float32.
     runPacked: function (bytes, shape, id, n) {
       var m = models[id];
-      if (!m || m.kind !== 'layers') { throw new Error('jsengine-ml: model ' + id + ' takes one input (use predict)'); }
+      if (!m || m.kind === 'bundle') { throw new Error('jsengine-ml: model ' + id + ' takes one input (use predict)'); }
       var tf = g.tf;
       var outs = tf.tidy(function () {
-        var xs = [], at = 0;
+        var xs = [], feeds = {}, at = 0;
         for (var i = 0; i < m.inputs.length; i++) {
           var inShape = [n].concat(m.inputs[i].shape.slice(1)), count = product(inShape, 0);
           var int = m.inputs[i].dtype === 'int32';
           xs.push(tf.tensor(ns.io.view(bytes.subarray(at, at + 4 * count), int ? 2 : 1, count), inShape,
             int ? 'int32' : 'float32'));
+          feeds[m.inputs[i].name] = xs[i];
           at += 4 * count;
         }
-        var ys = m.model.predict(xs.length === 1 ? xs[0] : xs);
+        var ys;
+        if (m.kind === 'graph') {  // by name: the converter's positional order is not the signature's
+          var names = [];
+          for (var k = 0; k < m.outputs.length; k++) { names.push(m.outputs[k].name); }
+          ys = m.model.execute(feeds, names);
+        } else {
+          ys = m.model.predict(xs.length === 1 ? xs[0] : xs);
+        }
         return ys.length === undefined ? [ys] : ys;
       });
       var total = 0, j, values = [];
@@ -110,7 +131,7 @@
     dispose: function (id) {
       var m = models[id];
       delete models[id];
-      if (m && m.kind === 'layers') { m.model.dispose(); }
+      if (m && m.kind !== 'bundle') { m.model.dispose(); }
       return g.tf ? g.tf.memory().numTensors : 0;
     },
     numTensors: function () { return g.tf ? g.tf.memory().numTensors : 0; }
