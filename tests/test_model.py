@@ -251,3 +251,22 @@ def test_token_ids_outside_the_vocabulary_are_refused_by_position(engine) -> Non
         with pytest.raises(InputError, match="token id -1 at row 3"):
             model.predict(bad)
         np.testing.assert_allclose(model.predict(x), y, atol=1e-5)
+
+
+def test_bundle_without_a_declared_width_learns_it_from_the_first_batch(engine, tmp_path) -> None:
+    bundle = tmp_path / "sum.js"
+    bundle.write_text("function predict(rows) { return rows.map(function (r) {"
+                      " return [r.reduce(function (a, b) { return a + b; }, 0)]; }); }")
+    with load(bundle, engine=engine) as model:  # no n_features: the first batch fixes the width
+        assert model.metadata.inputs[0].shape == (None, None)
+        np.testing.assert_allclose(model.predict(np.ones((2, 5), np.float32)), [[5], [5]])
+        assert model.metadata.inputs[0].shape == (None, 5) and model.metadata.n_outputs == 1
+        with pytest.raises(InputError, match="rows have 4 columns.*takes 5"):
+            model.predict(np.ones((2, 4), np.float32))
+        np.testing.assert_allclose(model.predict(np.arange(10, dtype=np.float32).reshape(2, 5)), [[10], [35]])
+
+
+@pytest.mark.parametrize("rows", [np.ones((2, 13), np.bool_), np.ones((2, 13), np.float16)], ids=["bool", "float16"])
+def test_bool_and_float16_inputs_are_refused_with_the_conversion_to_make(wine, rows) -> None:
+    with pytest.raises(InputError, match=r"dtype (bool|float16).*astype\(np.float32\)"):
+        wine.predict(rows)
