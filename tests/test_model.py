@@ -261,7 +261,7 @@ def test_bundle_without_a_declared_width_learns_it_from_the_first_batch(engine, 
         assert model.metadata.inputs[0].shape == (None, None)
         np.testing.assert_allclose(model.predict(np.ones((2, 5), np.float32)), [[5], [5]])
         assert model.metadata.inputs[0].shape == (None, 5) and model.metadata.n_outputs == 1
-        with pytest.raises(InputError, match="rows have 4 columns.*takes 5"):
+        with pytest.raises(InputError, match=r"rows have 4 columns.*takes 5"):
             model.predict(np.ones((2, 4), np.float32))
         np.testing.assert_allclose(model.predict(np.arange(10, dtype=np.float32).reshape(2, 5)), [[10], [35]])
 

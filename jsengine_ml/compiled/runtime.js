@@ -15,6 +15,12 @@
   var models = {};
   var wasmModule = null;
   var heapBase = 0;  // where the wasm module's own data and stack end (its __heap_base)
+  // A minimal module holding one f32x4.relaxed_madd: validates where relaxed SIMD (FMA) is available.
+  var RELAXED_SIMD_PROBE = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x01, 0x60, 0x03, 0x7b,
+    0x7b, 0x7b, 0x01, 0x7b, 0x03, 0x02, 0x01, 0x00, 0x0a, 0x0d, 0x01, 0x0b, 0x00, 0x20, 0x00, 0x20, 0x01, 0x20,
+    0x02, 0xfd, 0x85, 0x02, 0x0b];
+  // Rows per pass over the ops: a big batch runs in slices whose activations stay in cache.
+  var SLICE_BYTES = 262144;
   var PAGE = 65536;
 
   function align(v) { return (v + 15) & ~15; }
@@ -61,11 +67,11 @@
   function bind(m) {
     var ops = m.plan.ops, bound = [];
     for (var i = 0; i < ops.length; i++) {
-      var spec = ops[i], args = [], rows = [];
+      var spec = ops[i], args = [], rows = [], slots = [];
       for (var j = 0; j < spec[1].length; j++) {
         var a = decodeArg(spec[1][j]);
         if (typeof a === 'number') { args.push(a); continue; }
-        if (a[0] === 's') { args.push(m.slotAt[a[1]] + a[2]); continue; }
+        if (a[0] === 's') { args.push(m.slotAt[a[1]] + a[2]); slots.push(j, 4 * m.plan.slots[a[1]][0]); continue; }
         if (a[0] === 'w') { args.push(m.weightsAt + a[1]); continue; }
         if (a[0] === 'n') { args.push(0); rows.push(j, a[1]); continue; }
         throw new Error('jsengine-ml compiled: bad plan argument ' + JSON.stringify(a));
@@ -77,9 +83,13 @@
         special = m.specialize && m.kernels.set && m.kernels.set.specialize ? m.kernels.set.specialize(spec[0], args) : null;
         m.specialized[i] = special;
       }
-      bound.push({ name: spec[0], layer: spec[2], fn: special || fn, args: args, rows: rows });
+      bound.push({ name: spec[0], layer: spec[2], fn: special || fn, args: args, base: args.slice(), rows: rows,
+        slots: slots });
     }
     m.bound = bound;
+    var rowBytes = 0;
+    for (var k = 0; k < m.plan.slots.length; k++) { rowBytes += 4 * m.plan.slots[k][0]; }
+    m.slice = Math.max(1, Math.floor(SLICE_BYTES / Math.max(rowBytes, 1)));
   }
 
   function layout(m, capacity) {
@@ -104,12 +114,22 @@
     return s;
   }
 
+  // Run the ops for n rows: in slices of m.slice rows, each op on rows [first, first + count).
   function run(m, n) {
     if (n > m.capacity) { throw new RangeError('jsengine-ml compiled: ' + n + ' rows exceed the reserved ' + m.capacity); }
+    for (var first = 0; first < n || first === 0; first += m.slice) {
+      runSlice(m, first, Math.min(m.slice, n - first));
+      if (n === 0) { break; }
+    }
+    return 0;
+  }
+
+  function runSlice(m, first, count) {
     var bound = m.bound;
     for (var i = 0; i < bound.length; i++) {
-      var op = bound[i], args = op.args, rows = op.rows;
-      for (var j = 0; j < rows.length; j += 2) { args[rows[j]] = n * rows[j + 1]; }
+      var op = bound[i], args = op.args, rows = op.rows, slots = op.slots, j;
+      for (j = 0; j < rows.length; j += 2) { args[rows[j]] = count * rows[j + 1]; }
+      for (j = 0; j < slots.length; j += 2) { args[slots[j]] = op.base[slots[j]] + first * slots[j + 1]; }
       var status = op.fn.apply(null, args);
       if (status !== 0) {
         if (op.name === 'embedding') {
@@ -139,6 +159,11 @@
       return wasmModule !== null;
     },
     hasWasm: function () { return wasmModule !== null; },
+    // Whether this engine's WebAssembly has relaxed SIMD (the host then sends kernels_relaxed.wasm).
+    relaxedSimd: function () {
+      try { return typeof WebAssembly === 'object' && WebAssembly.validate(new Uint8Array(RELAXED_SIMD_PROBE)); }
+      catch (e) { return false; }
+    },
     // planJson: the plan; weights: Uint8Array of the packed weights; useWasm / specialize: booleans.
     load: function (id, planJson, weights, useWasm, specialize) {
       var plan = typeof planJson === 'string' ? JSON.parse(planJson) : planJson;
@@ -215,7 +240,7 @@
     _debugOps: function (id, n) {
       var m = model(id), out = [];
       for (var i = 0; i < m.bound.length; i++) {
-        var op = m.bound[i], args = op.args.slice();
+        var op = m.bound[i], args = op.base.slice();
         for (var j = 0; j < op.rows.length; j += 2) { args[op.rows[j]] = n * op.rows[j + 1]; }
         out.push({ name: op.name, layer: op.layer, fn: op.fn, args: args });
       }
