@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -58,15 +59,23 @@ def test_no_tensor_leak_across_predictions(engine) -> None:
         assert wine.tensors_in_engine() == before
 
 
+#: What each built-in backend's models must report (facts about the engines, not copies of capabilities()).
+ENGINE_FACTS = {"v8": ("V8", "wasm"), "quickjs": ("QuickJS", "es5"), "duktape": ("Duktape", "es5")}
+
+
 def test_metadata_describes_model_and_engine(wine, engine) -> None:
     md = wine.metadata
     assert md.input_shape == (None, 13) and md.output_shape == (None, 3)
     assert md.n_features == 13 and md.n_outputs == 3 and md.kind == "tfjs-layers"
-    assert md.backend == engine.name and md.engine == engine.capabilities().engine
+    assert [(a.name, a.shape, a.dtype) for a in md.inputs] == [("features", (None, 13), "float32")]
+    assert [(a.name, a.shape) for a in md.outputs] == [("probs", (None, 3))]
+    engine_name, kernels = ENGINE_FACTS[engine.name]
+    assert md.backend == engine.name and md.engine == engine_name
+    assert re.match(r"(bundled with quickjs )?\d+\.\d+", md.engine_version), md.engine_version
     if wine.runtime == "tfjs":
         assert md.extra["tfjs"] == "4.22.0"
     else:
-        assert md.extra["kernels"] == ("wasm" if engine.capabilities().webassembly else "es5")
+        assert md.extra["kernels"] == kernels
 
 
 @pytest.mark.parametrize(
