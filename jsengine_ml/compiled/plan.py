@@ -5,6 +5,10 @@ plus one blob of weights packed for the kernels. It is made once, at load time; 
 per batch with no allocation. Shapes are static except the batch: a slot holds ``per_row``
 elements per batch row (plus ``fixed`` elements), and a kernel argument may be ``n * k``.
 
+The engine runs a big batch in row slices (each op over the slice's rows, then the next slice), so
+activations stay in cache: model inputs and outputs (``io`` slots) hold every row of the batch and
+each slice reads and writes its own rows of them; every other slot holds one slice and is reused.
+
 Layers outside :data:`SUPPORTED` (or configurations the kernels do not cover) raise
 :class:`UnsupportedModelError`, which ``runtime="auto"`` turns into a fallback to tfjs.
 """
@@ -55,10 +59,14 @@ class UnsupportedModelError(ModelError):
 
 @dataclass(frozen=True)
 class Slot:
-    """A buffer: ``per_row`` elements per batch row plus ``fixed`` elements, 4 bytes each."""
+    """A buffer: ``per_row`` elements per batch row plus ``fixed`` elements, 4 bytes each.
+
+    ``io``: a model input or output, holding all rows of a batch (others hold one row slice).
+    """
 
     per_row: int
     fixed: int = 0
+    io: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ class Plan:
             "abi": 1,
             "name": self.name,
             "weightBytes": len(self.weights),
-            "slots": [[s.per_row, s.fixed] for s in self.slots],
+            "slots": [[s.per_row, s.fixed, int(s.io)] for s in self.slots],
             "inputs": [_port_json(p) for p in self.inputs],
             "outputs": [_port_json(p) for p in self.outputs],
             "ops": [[op.kernel, [_arg_json(a) for a in op.args], op.layer] for op in self.ops],
@@ -126,10 +134,15 @@ def _port_json(port: Port) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _At:
-    """Address of a (virtual) slot plus a byte offset."""
+    """Address of a (virtual) slot plus a byte offset.
+
+    ``stride``: elements per batch row by which a row slice moves the address: the tensor's row size
+    in an ``io`` slot, 0 in the others (they hold the current slice only). Set by :func:`_allocate`.
+    """
 
     slot: int
     add: int = 0
+    stride: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,7 @@ class _Rows:
 
 def _arg_json(arg: Any) -> Any:
     if isinstance(arg, _At):
-        return ["s", arg.slot, arg.add]
+        return ["s", arg.slot, arg.add, arg.stride]
     if isinstance(arg, _Weight):
         return ["w", arg.offset]
     if isinstance(arg, _Rows):
@@ -824,9 +837,12 @@ def _allocate(ops: list[Op], slots: list[Slot], inputs: list[Port],
               outputs: list[Port]) -> tuple[list[Op], list[Slot], list[Port]]:
     """Map virtual slots (one per tensor or scratch) onto fewer buffers by liveness.
 
-    A buffer is reused once the last op reading its tensor has run; buffers grow to the largest
-    tensor they hold. Inputs are live from the start, outputs to the end.
+    Model inputs and outputs get buffers of their own (``io``): a batch runs in row slices, and rows
+    of later slices are still to be read (inputs) or already written (outputs) while a slice runs.
+    Other buffers are reused once the last op reading their tensor has run; they grow to the
+    largest tensor they hold.
     """
+    io = {p.slot for p in (*inputs, *outputs)}
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for i, op in enumerate(ops):
@@ -834,36 +850,36 @@ def _allocate(ops: list[Op], slots: list[Slot], inputs: list[Port],
             if isinstance(arg, _At):
                 first.setdefault(arg.slot, i)
                 last[arg.slot] = i
-    for port in inputs:
-        first[port.slot] = -1
-        last.setdefault(port.slot, -1)
-    for port in outputs:
-        first.setdefault(port.slot, -1)
-        last[port.slot] = len(ops)
-    physical: list[list[int]] = []  # [per_row, fixed]
-    free: list[int] = []
+    physical: list[Slot] = []
     mapping: dict[int, int] = {}
+    for v in sorted(io):
+        mapping[v] = len(physical)
+        physical.append(Slot(slots[v].per_row, slots[v].fixed, io=True))
+    free: list[int] = []
     releases: dict[int, list[int]] = {}
-    for v in sorted(first, key=lambda s: (first[s], s)):
+    for v in sorted((s for s in first if s not in io), key=lambda s: (first[s], s)):
         start = first[v]
         for step in sorted(k for k in releases if k < start):
             free.extend(releases.pop(step))
         slot = slots[v]
         if free:
             # Prefer a buffer already large enough, else the largest one (it grows).
-            fits = [p for p in free if physical[p][0] >= slot.per_row and physical[p][1] >= slot.fixed]
-            choice = min(fits, key=lambda p: physical[p][0]) if fits else max(free, key=lambda p: physical[p][0])
+            fits = [p for p in free if physical[p].per_row >= slot.per_row and physical[p].fixed >= slot.fixed]
+            width = lambda p: physical[p].per_row  # noqa: E731
+            choice = min(fits, key=width) if fits else max(free, key=width)
             free.remove(choice)
-            physical[choice] = [max(physical[choice][0], slot.per_row), max(physical[choice][1], slot.fixed)]
+            held = physical[choice]
+            physical[choice] = Slot(max(held.per_row, slot.per_row), max(held.fixed, slot.fixed))
         else:
-            physical.append([slot.per_row, slot.fixed])
+            physical.append(slot)
             choice = len(physical) - 1
         mapping[v] = choice
         releases.setdefault(last[v], []).append(choice)
-    new_ops = [Op(op.kernel, [_At(mapping[a.slot], a.add) if isinstance(a, _At) else a for a in op.args], op.layer)
+    new_ops = [Op(op.kernel, [_At(mapping[a.slot], a.add, slots[a.slot].per_row if a.slot in io else 0)
+                              if isinstance(a, _At) else a for a in op.args], op.layer)
                for op in ops]
     ports = [dataclasses.replace(p, slot=mapping[p.slot]) for p in (*inputs, *outputs)]
-    return new_ops, [Slot(p, f) for p, f in physical], ports
+    return new_ops, physical, ports
 
 
 def compile_graph(graph: Graph, source: str = "model") -> Plan:

@@ -71,7 +71,7 @@
       for (var j = 0; j < spec[1].length; j++) {
         var a = decodeArg(spec[1][j]);
         if (typeof a === 'number') { args.push(a); continue; }
-        if (a[0] === 's') { args.push(m.slotAt[a[1]] + a[2]); slots.push(j, 4 * m.plan.slots[a[1]][0]); continue; }
+        if (a[0] === 's') { args.push(m.slotAt[a[1]] + a[2]); slots.push(j, 4 * a[3]); continue; }
         if (a[0] === 'w') { args.push(m.weightsAt + a[1]); continue; }
         if (a[0] === 'n') { args.push(0); rows.push(j, a[1]); continue; }
         throw new Error('jsengine-ml compiled: bad plan argument ' + JSON.stringify(a));
@@ -87,22 +87,28 @@
         slots: slots });
     }
     m.bound = bound;
-    var rowBytes = 0;
-    for (var k = 0; k < m.plan.slots.length; k++) { rowBytes += 4 * m.plan.slots[k][0]; }
-    m.slice = Math.max(1, Math.floor(SLICE_BYTES / Math.max(rowBytes, 1)));
   }
 
+  // Rows per slice: the bytes one row touches (every slot's row) fit SLICE_BYTES.
+  function sliceRows(plan) {
+    var rowBytes = 0;
+    for (var k = 0; k < plan.slots.length; k++) { rowBytes += 4 * plan.slots[k][0]; }
+    return Math.max(1, Math.floor(SLICE_BYTES / Math.max(rowBytes, 1)));
+  }
+
+  // Input and output slots (io) hold `capacity` rows; the others one slice of rows.
   function layout(m, capacity) {
     var plan = m.plan, at = m.weightsAt + align(plan.weightBytes), slotAt = [];
     for (var i = 0; i < plan.slots.length; i++) {
+      var s = plan.slots[i], rows = s[2] ? capacity : Math.min(capacity, m.slice);
       slotAt.push(at);
-      at += align(4 * (plan.slots[i][0] * capacity + plan.slots[i][1]));
+      at += align(4 * (s[0] * rows + s[1]));
     }
     return { slotAt: slotAt, end: at };
   }
 
   function portsInfo(m) {
-    var info = { capacity: m.capacity, inputs: [], outputs: [] };
+    var info = { capacity: m.capacity, sliceRows: m.slice, inputs: [], outputs: [] };
     for (var i = 0; i < m.plan.inputs.length; i++) { info.inputs.push(m.slotAt[m.plan.inputs[i].slot]); }
     for (var j = 0; j < m.plan.outputs.length; j++) { info.outputs.push(m.slotAt[m.plan.outputs[j].slot]); }
     return info;
@@ -132,8 +138,10 @@
       for (j = 0; j < slots.length; j += 2) { args[slots[j]] = op.base[slots[j]] + first * slots[j + 1]; }
       var status = op.fn.apply(null, args);
       if (status !== 0) {
-        if (op.name === 'embedding') {
-          throw new RangeError('jsengine-ml compiled: layer ' + op.layer + ': token id at position ' + (status - 1) +
+        if (op.name === 'embedding') {  // status - 1: the position in this slice's ids (argument 0)
+          var position = status - 1;
+          for (j = 0; j < slots.length; j += 2) { if (slots[j] === 0) { position += first * slots[j + 1] / 4; } }
+          throw new RangeError('jsengine-ml compiled: layer ' + op.layer + ': token id at position ' + position +
             ' is outside the vocabulary [0, ' + args[4] + ')');
         }
         throw new Error('jsengine-ml compiled: kernel ' + op.name + ' of layer ' + op.layer + ' failed with status ' + status);
@@ -174,7 +182,8 @@
       if (useWasm && wasmModule === null) { throw new Error('jsengine-ml compiled: WebAssembly kernels are not initialized'); }
       var m = { plan: plan, capacity: 0, specialize: !!specialize, specialized: [] };
       var weightsAt = align(useWasm ? heapBase : 16);
-      var first = layout({ plan: plan, weightsAt: weightsAt }, 1).end;
+      m.slice = sliceRows(plan);
+      var first = layout({ plan: plan, weightsAt: weightsAt, slice: m.slice }, 1).end;
       m.kernels = useWasm ? wasmKernels(Math.ceil(first / PAGE)) : es5Kernels(first);
       m.weightsAt = weightsAt;
       new Uint8Array(m.kernels.buffer(), weightsAt, weights.length).set(weights);
