@@ -1,26 +1,29 @@
-"""Time the WebAssembly kernels (jsengine_ml/compiled/kernels.wasm) in mini-racer's V8 against numpy.
+"""Time the WebAssembly kernels (jsengine_ml/compiled/kernels.wasm and kernels_relaxed.wasm) in mini-racer's
+V8 against numpy.
 
-    python benchmarks/kernels_wasm.py [--repeats 7] [--min-ms 40]
+    python benchmarks/kernels_wasm.py [--repeats 9] [--min-ms 40] [--batch 10000] [--trap-handler]
 
-Cases: dense 10000x13->64 relu, dense 10000x64->3, the digits CNN's two convolutions at batch
-10000 (8x8x1 -> 3x3x8 "same", 4x4x8 -> 3x3x16 "same"), and an LSTM(12) over 10 steps of 2
-features at batch 10000. For each: the kernel time measured inside JS (median over repeats of a
-timed loop of calls), the end-to-end time from Python (write the input into the wasm memory through
-a zero-copy view, one eval crossing that calls the kernel, copy the output out; median), and numpy
-float32 doing the same math (matmul / einsum; numpy's BLAS may use both cores), with GFLOP/s of the
-multiply-adds. numpy runs single-threaded unless OPENBLAS_NUM_THREADS says otherwise.
+Cases: the ops of the two reference models at batch 10000 (--batch): the Wine MLP (dense 13->64 relu,
+dense 64->3, softmax over 3) and the digits CNN (conv 8x8x1 -> 3x3x8 "same" relu, 2x2 max pool,
+conv 4x4x8 -> 3x3x16 "same" relu, dense 256->10, softmax over 10), plus an LSTM(12) over 10 steps
+of 2 features. Both modules are instantiated in one V8 context, each over its own memory holding
+the same data, and timed in turn (interleaved repeats): for each, the CPU time per call (process
+time over a timed loop of calls inside JS, median over repeats: on a shared, busy machine it moves
+much less than wall time) and the largest difference from numpy float32 doing the same math
+(matmul / einsum / np.max, single-threaded), whose time is given too.
 
-V8 is initialized with ``--single-threaded --no-liftoff`` before any context exists, so the module
-is compiled by TurboFan. mini-racer's V8 has no ``performance`` object and the project's shim maps
-``performance.now`` to ``Date.now`` (1 ms resolution), so the in-JS time is taken around a loop of
-calls long enough (``--min-ms``) for that resolution not to matter. The "(CPU)" column is the
-process CPU time per call over the same loops (the V8 thread's; the Python thread sleeps meanwhile):
-on a shared, busy machine it moves much less than wall time.
+V8 runs with the backend's flags (jsengine_ml.backends.v8.DEFAULT_FLAGS: Liftoff, then synchronous
+tier-up to TurboFan); every kernel is called until it has tiered up before it is timed. mini-racer
+does not enable V8's WebAssembly trap handler, so V8 bounds-checks every memory access explicitly;
+--trap-handler enables it (through mini-racer's exported ``v8::V8::EnableWebAssemblyTrapHandler``,
+before V8 starts) to show what the guard-page bounds checks would give.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import json
 import math
 import os
 import statistics
@@ -38,59 +41,52 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 import py_mini_racer  # noqa: E402
 
-# Process-wide V8 flags: must come before the first MiniRacer (or jsengine_ml engine) is created.
-py_mini_racer.init_mini_racer(flags=("--single-threaded", "--no-liftoff"), ignore_duplicate_init=True)
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from jsengine_ml.backends.v8 import DEFAULT_FLAGS  # noqa: E402
 from jsengine_ml.compiled import abi  # noqa: E402
 
-WASM = Path(os.environ.get("JSML_BENCH_WASM", ROOT / "jsengine_ml" / "compiled" / "kernels.wasm"))
+COMPILED = ROOT / "jsengine_ml" / "compiled"
+MODULES = ("kernels.wasm", "kernels_relaxed.wasm")
 
 JS = r"""
-globalThis.performance = globalThis.performance || { now: function () { return Date.now(); } };
-globalThis.bench = function (expr, minMs, repeats) {
-  var fn = new Function('K', 'return ' + expr + ';');
-  var status = fn(K);
-  if (status !== 0) { throw new Error(expr + ' returned ' + status); }
-  var n = 1, calls = 1, t0, dt;
-  for (;;) {  // calibrate: n calls take at least minMs
-    t0 = performance.now();
-    for (var i = 0; i < n; i++) { fn(K); }
-    dt = performance.now() - t0;
-    calls += n;
-    if (dt >= minMs) { break; }
-    n = dt <= 0 ? n * 4 : Math.max(n + 1, Math.ceil(n * 1.2 * minMs / dt));
-  }
-  var times = [];
-  for (var r = 0; r < repeats; r++) {
-    t0 = performance.now();
-    for (var j = 0; j < n; j++) { fn(K); }
-    times.push((performance.now() - t0) / n);
-  }
-  return JSON.stringify({times: times, calls: calls + repeats * n});
+globalThis.bench = function (k, expr, calls) {  // CPU time is taken around this call, from Python
+  var fn = new Function('K', 'return ' + expr + ';'), s = 0;
+  for (var i = 0; i < calls; i++) { s |= fn(KS[k]); }
+  if (s !== 0) { throw new Error(expr + ' returned ' + s); }
+  return 0;
 };
 """
 
 
-class WasmHeap:
-    """kernels.wasm instantiated in a MiniRacer context over a memory numpy sees without copies."""
+def enable_trap_handler() -> bool:
+    lib = ctypes.CDLL(str(Path(py_mini_racer.__file__).parent / "libmini_racer.so"))
+    enable = lib._ZN2v82V828EnableWebAssemblyTrapHandlerEb
+    enable.argtypes = [ctypes.c_bool]
+    enable.restype = ctypes.c_bool
+    return bool(enable(True))
 
-    def __init__(self, ctx: py_mini_racer.MiniRacer, pages: int):
+
+class WasmHeap:
+    """One module instantiated in a MiniRacer context (as KS[index]) over a memory numpy sees without copies."""
+
+    def __init__(self, ctx: py_mini_racer.MiniRacer, index: int, module: Path, pages: int):
         self.ctx = ctx
-        module = WASM.read_bytes()
-        staging = ctx.eval(f"globalThis.__wasm = new ArrayBuffer({len(module)})")
-        np.frombuffer(staging, np.uint8)[:] = np.frombuffer(module, np.uint8)
+        self.index = index
+        data = module.read_bytes()
+        staging = ctx.eval(f"globalThis.__wasm = new ArrayBuffer({len(data)})")
+        np.frombuffer(staging, np.uint8)[:] = np.frombuffer(data, np.uint8)
         base = ctx.eval(
-            f"globalThis.__mem = new WebAssembly.Memory({{initial: {pages}}});"
-            "globalThis.K = new WebAssembly.Instance(new WebAssembly.Module(__wasm), {env: {memory: __mem}}).exports;"
-            "K.__heap_base.value"
+            f"globalThis.MS = globalThis.MS || []; globalThis.KS = globalThis.KS || [];"
+            f"MS[{index}] = new WebAssembly.Memory({{initial: {pages}}});"
+            f"KS[{index}] = new WebAssembly.Instance(new WebAssembly.Module(__wasm), {{env: {{memory: MS[{index}]}}}})"
+            ".exports;"
+            f"KS[{index}].__heap_base.value"
         )
         self.base = (int(base) + 15) & ~15
-        self.heap = np.frombuffer(ctx.eval("__mem.buffer"), np.float32)
+        self.heap = np.frombuffer(ctx.eval(f"MS[{index}].buffer"), np.float32)
         self.next = self.base
-        ctx.eval(JS)
 
     def reset(self) -> None:
         self.next = self.base
@@ -104,24 +100,18 @@ class WasmHeap:
 
     def put(self, array: np.ndarray) -> int:
         addr = self.alloc(array.size)
-        self.write(addr, array)
+        self.heap[addr // 4 : addr // 4 + array.size] = np.asarray(array, np.float32).reshape(-1)
         return addr
 
-    def write(self, addr: int, array: np.ndarray) -> None:
-        self.heap[addr // 4 : addr // 4 + array.size] = np.asarray(array, np.float32).reshape(-1)
-
     def read(self, addr: int, shape: tuple[int, ...]) -> np.ndarray:
-        count = math.prod(shape)
-        return self.heap[addr // 4 : addr // 4 + count].reshape(shape).copy()
+        return self.heap[addr // 4 : addr // 4 + math.prod(shape)].reshape(shape).copy()
 
 
 @dataclass
 class Case:
     name: str
-    flops: float
+    flops: float  # multiply-adds x 2 (0: not a matmul)
     call: str  # JS expression calling the kernel on K
-    x: np.ndarray  # the input written from Python in the end-to-end timing
-    x_addr: int
     y_addr: int
     y_shape: tuple[int, ...]
     numpy: Callable[[], np.ndarray]
@@ -143,7 +133,7 @@ def dense_case(heap: WasmHeap, rng: np.random.Generator, m: int, k: int, n: int,
         return np.maximum(y, 0, out=y) if relu else y
 
     return Case(f"dense {m}x{k}->{n}{' relu' if relu else ''}", 2.0 * m * k * n,
-                f"K.dense({xa},{wa},{ya},{m},{k},{n},{js_num(lo)},Infinity)", x, xa, ya, (m, n), ref)
+                f"K.dense({xa},{wa},{ya},{m},{k},{n},{js_num(lo)},Infinity)", ya, (m, n), ref)
 
 
 def conv_case(heap: WasmHeap, rng: np.random.Generator, batch: int, hw: int, c: int, k: int, f: int) -> Case:
@@ -155,7 +145,6 @@ def conv_case(heap: WasmHeap, rng: np.random.Generator, batch: int, hw: int, c: 
     wa = heap.put(abi.pack_dense(kernel.reshape(k * k * c, f), bias))
     scratch = heap.alloc(hw * hw * k * k * c)
     ya = heap.alloc(batch * hw * hw * f)
-
     kernel2d = kernel.reshape(k * k * c, f)
 
     def ref() -> np.ndarray:  # im2col (a copy of the patches, rows in ky, kx, c order) and one matmul
@@ -168,7 +157,30 @@ def conv_case(heap: WasmHeap, rng: np.random.Generator, batch: int, hw: int, c: 
     call = (f"K.conv2d({xa},{wa},{ya},{scratch},{batch},{hw},{hw},{c},{k},{k},{f},1,1,1,1,{pad},{pad},"
             f"{hw},{hw},0,Infinity)")
     return Case(f"conv2d {batch}x{hw}x{hw}x{c} -> {k}x{k}x{f} same, relu", 2.0 * batch * hw * hw * k * k * c * f,
-                call, x, xa, ya, (batch, hw, hw, f), ref)
+                call, ya, (batch, hw, hw, f), ref)
+
+
+def pool_case(heap: WasmHeap, rng: np.random.Generator, batch: int, hw: int, c: int) -> Case:
+    x = np.maximum(rng.standard_normal((batch, hw, hw, c)), 0).astype(np.float32)
+    xa, ya = heap.put(x), heap.alloc(batch * (hw // 2) ** 2 * c)
+    out = hw // 2
+
+    def ref() -> np.ndarray:
+        return x.reshape(batch, out, 2, out, 2, c).max(axis=(2, 4))
+
+    call = f"K.pool2d({xa},{ya},{batch},{hw},{hw},{c},2,2,2,2,0,0,{out},{out},{abi.POOL_CODES['max']})"
+    return Case(f"max pool 2x2 {batch}x{hw}x{hw}x{c}", 0.0, call, ya, (batch, out, out, c), ref)
+
+
+def softmax_case(heap: WasmHeap, rng: np.random.Generator, rows: int, cols: int) -> Case:
+    x = (rng.standard_normal((rows, cols)) * 3).astype(np.float32)
+    xa, ya = heap.put(x), heap.alloc(rows * cols)
+
+    def ref() -> np.ndarray:
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    return Case(f"softmax {rows}x{cols}", 0.0, f"K.softmax({xa},{ya},{rows},{cols},1,0)", ya, (rows, cols), ref)
 
 
 def lstm_case(heap: WasmHeap, rng: np.random.Generator, batch: int, steps: int, in_dim: int, units: int) -> Case:
@@ -200,7 +212,26 @@ def lstm_case(heap: WasmHeap, rng: np.random.Generator, batch: int, steps: int, 
     call = (f"K.rnn({abi.CELL_CODES['lstm']},{xa},{wka},{wra},{ya},{scratch},{batch},{steps},{in_dim},{units},0,"
             f"{abi.UNARY_CODES['tanh']},{abi.UNARY_CODES['sigmoid']})")
     return Case(f"lstm({units}) {batch}x{steps}x{in_dim}", 2.0 * batch * steps * (in_dim + units) * 4 * units,
-                call, x, xa, ya, (batch, units), ref)
+                call, ya, (batch, units), ref)
+
+
+BUILDERS: list[Callable[[WasmHeap, np.random.Generator, int], Case]] = [
+    lambda h, rng, b: dense_case(h, rng, b, 13, 64, True),
+    lambda h, rng, b: dense_case(h, rng, b, 64, 3, False),
+    lambda h, rng, b: softmax_case(h, rng, b, 3),
+    lambda h, rng, b: conv_case(h, rng, b, 8, 1, 3, 8),
+    lambda h, rng, b: pool_case(h, rng, b, 8, 8),
+    lambda h, rng, b: conv_case(h, rng, b, 4, 8, 3, 16),
+    lambda h, rng, b: dense_case(h, rng, b, 256, 10, False),
+    lambda h, rng, b: softmax_case(h, rng, b, 10),
+    lambda h, rng, b: lstm_case(h, rng, b, 10, 2, 12),
+]
+
+
+def cpu_ms_per_call(ctx: py_mini_racer.MiniRacer, index: int, call: str, calls: int) -> float:
+    t0 = time.process_time()
+    ctx.eval(f"bench({index}, {json.dumps(call)}, {calls})")
+    return (time.process_time() - t0) / calls * 1e3
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -214,53 +245,54 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def run(args: argparse.Namespace) -> None:
-    import json
-
+    trap = enable_trap_handler() if args.trap_handler else False
+    py_mini_racer.init_mini_racer(flags=DEFAULT_FLAGS, ignore_duplicate_init=True)
     ctx = py_mini_racer.MiniRacer()
     try:
-        heap = WasmHeap(ctx, pages=1200)  # 75 MiB
-        rng = np.random.default_rng(0)
-        builders = [
-            lambda: dense_case(heap, rng, 10000, 13, 64, True),
-            lambda: dense_case(heap, rng, 10000, 64, 3, False),
-            lambda: conv_case(heap, rng, 10000, 8, 1, 3, 8),
-            lambda: conv_case(heap, rng, 10000, 4, 8, 3, 16),
-            lambda: lstm_case(heap, rng, 10000, 10, 2, 12),
-        ]
-        print(f"kernels.wasm: {WASM.stat().st_size} bytes; V8 {ctx.v8_version}, flags --single-threaded --no-liftoff")
-        header = (f"{'case':40s} {'wasm in JS':>11s} {'(CPU)':>9s} {'end-to-end':>11s} {'numpy':>10s}"
-                  f"   {'GFLOP/s wasm / numpy':>20s}")
+        pages = max(64, (700 * 4 * args.batch + (4 << 20)) >> 16)  # the largest case: the LSTM, ~600 floats a row
+        heaps = [WasmHeap(ctx, i, COMPILED / name, pages) for i, name in enumerate(MODULES)]
+        ctx.eval(JS)
+        sizes = ", ".join(f"{name} {(COMPILED / name).stat().st_size} bytes" for name in MODULES)
+        print(f"{sizes}; V8 {ctx.v8_version}, flags {' '.join(DEFAULT_FLAGS)}"
+              f"{', trap handler' if trap else ', explicit bounds checks'}")
+        header = (f"{'case':40s} {'kernels.wasm':>13s} {'relaxed':>10s} {'numpy':>10s}"
+                  f"   {'GFLOP/s wasm / relaxed / numpy':>30s}   max |wasm - numpy|")
         print(header)
         print("-" * len(header))
-        for build in builders:
-            heap.reset()
-            case = build()
-            cpu0 = time.process_time()
-            result = json.loads(ctx.eval(f"bench({json.dumps(case.call)}, {args.min_ms}, {args.repeats})"))
-            t_cpu = (time.process_time() - cpu0) / result["calls"] * 1e3
-            t_js = statistics.median(result["times"])
-
-            def end_to_end(case: Case = case) -> np.ndarray:
-                heap.write(case.x_addr, case.x)
-                status = ctx.eval(case.call)
-                if status != 0:
-                    raise RuntimeError(f"{case.call} returned {status}")
-                return heap.read(case.y_addr, case.y_shape)
-
-            t_e2e = median_time(end_to_end, args.repeats)
+        for build in BUILDERS:
+            cases = []
+            for heap in heaps:
+                heap.reset()
+                cases.append(build(heap, np.random.default_rng(0), args.batch))
+            case = cases[0]
+            # tier up, then calibrate the number of calls of one timed loop on the first module
+            for heap, c in zip(heaps, cases, strict=True):
+                cpu_ms_per_call(ctx, heap.index, c.call, 5)
+            calls = max(1, int(args.min_ms / max(cpu_ms_per_call(ctx, 0, case.call, 3), 1e-3)))
+            times: list[list[float]] = [[] for _ in heaps]
+            for r in range(args.repeats):
+                order = list(zip(heaps, cases, strict=True))
+                for heap, c in order if r % 2 == 0 else order[::-1]:
+                    times[heap.index].append(cpu_ms_per_call(ctx, heap.index, c.call, calls))
+            ms = [statistics.median(t) for t in times]
             t_np = median_time(case.numpy, args.repeats)
-            err = float(np.max(np.abs(end_to_end() - case.numpy())))
-            gf_js, gf_np = case.flops / t_js / 1e6, case.flops / t_np / 1e6
-            print(f"{case.name:40s} {t_js:8.3f} ms {t_cpu:6.3f} ms {t_e2e:8.3f} ms {t_np:7.3f} ms"
-                  f"   {gf_js:8.2f} / {gf_np:6.2f}   (max |wasm - numpy| {err:.1e})")
+            ref = case.numpy()
+            errs = [float(np.max(np.abs(heap.read(c.y_addr, c.y_shape) - ref))) for heap, c in zip(heaps, cases,
+                                                                                                   strict=True)]
+            gf = " / ".join(f"{case.flops / t / 1e6:6.2f}" for t in (*ms, t_np)) if case.flops else ""
+            print(f"{case.name:40s} {ms[0]:10.3f} ms {ms[1]:7.3f} ms {t_np:7.3f} ms   {gf:>30s}   "
+                  + " / ".join(f"{e:.1e}" for e in errs))
     finally:
         ctx.close()  # an unclosed context that ran hot code can hang the interpreter at exit
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per measurement (median)")
-    parser.add_argument("--min-ms", type=float, default=40.0, help="minimum length of one timed loop in JS")
+    parser.add_argument("--repeats", type=int, default=9, help="timed repeats per measurement (median)")
+    parser.add_argument("--min-ms", type=float, default=40.0, help="CPU time of one timed loop of calls in JS")
+    parser.add_argument("--batch", type=int, default=10000, help="batch rows of every case")
+    parser.add_argument("--trap-handler", action="store_true",
+                        help="enable V8's WebAssembly trap handler (guard pages instead of explicit bounds checks)")
     run(parser.parse_args())
 
 

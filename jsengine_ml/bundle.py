@@ -88,9 +88,9 @@ $kernels_es5
 $runtime
 $common_head
   var compiled = __jsml_scope.__jsml.compiled;
-  var useWasm = false;
-  if (typeof WebAssembly === 'object' && "$wasm") {
-    try { useWasm = compiled.init(decodeBase64("$wasm")); } catch (e) { useWasm = false; }
+  var useWasm = false, wasm = "$wasm";
+  if (typeof WebAssembly === 'object') {
+    try { useWasm = compiled.init(decodeBase64(wasm)); } catch (e) { useWasm = false; }
   }
   compiled.load(1, $plan, decodeBase64("$weights"), useWasm, !useWasm);
   info.kernels = useWasm ? 'wasm' : 'es5';
@@ -175,6 +175,7 @@ def write_bundle(
     """
     from . import __version__
     from .compiled.plan import UnsupportedModelError, compile_graph
+    from .model import tfjs_topology
 
     if runtime not in RUNTIMES:
         raise InputError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}, got {runtime!r}")
@@ -221,7 +222,7 @@ def write_bundle(
         head = _TFJS_HEAD.substitute(
             name=info["name"], version=__version__, tfjs=TFJS_VERSION,
             tfjs_source=tfjs_dist(es_version=5).read_text(encoding="utf-8"), common_head=common,
-            topology=json.dumps(spec["modelTopology"], separators=(",", ":")),
+            topology=json.dumps(tfjs_topology(spec)["modelTopology"], separators=(",", ":")),
             weight_specs=json.dumps([w for g in spec["weightsManifest"] for w in g["weights"]], separators=(",", ":")),
             weights=base64.b64encode(b"".join(shards[p] for g in spec["weightsManifest"] for p in g["paths"])).decode(
                 "ascii"),

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import JSEngineMLError
 
@@ -30,6 +34,11 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _conformance(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("pytest") is None:
+        from .errors import BackendUnavailableError
+
+        raise BackendUnavailableError("the conformance suite runs on pytest, which is not installed. "
+                                      "Fix: pip install 'jsengine-ml[conformance]'")
     from .conformance.runner import run_conformance
 
     return run_conformance(args.backend or None, extra_pytest_args=tuple(args.pytest_args or ()))
@@ -59,21 +68,56 @@ def _install_js(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_csv(path: str) -> Any:
+    """Rows of a CSV of numbers; a first line that is not numbers is taken as a header and skipped."""
+    import numpy as np
+
+    from .errors import InputError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror if isinstance(exc, OSError) else exc}") from exc
+    if lines and not _is_numeric_row(lines[0]):
+        lines = lines[1:]
+    if not lines:
+        raise InputError(f"{path} holds no rows of numbers")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            rows.append([float(v) for v in line.split(",")])
+        except ValueError:
+            raise InputError(f"{path}: row {number} is not comma-separated numbers: {line[:80]!r}") from None
+    if len({len(r) for r in rows}) > 1:
+        raise InputError(f"{path}: rows have different numbers of columns ({sorted({len(r) for r in rows})})")
+    return np.asarray(rows, dtype=np.float32)
+
+
+def _is_numeric_row(line: str) -> bool:
+    try:
+        [float(v) for v in line.split(",")]
+    except ValueError:
+        return False
+    return True
+
+
 def _predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .model import load
 
-    rows = np.loadtxt(args.csv, delimiter=",", ndmin=2, dtype=np.float32)
+    rows = _read_csv(args.csv)
     with load(args.model, backend=args.backend) as model:
         np.savetxt(sys.stdout, model.predict(rows), delimiter=",", fmt="%.7g")
+        sys.stdout.flush()
     return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from .bench.cli import run
 
-    return run_bench(quick=args.quick, out_dir=Path(args.out), backends=args.backend or None)
+    return run(args.quick, args.out, args.backend or None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,10 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend")
     p.set_defaults(func=_predict)
 
-    p = sub.add_parser("bench", help="benchmark engines and peers; writes a markdown report and plots")
-    p.add_argument("--quick", action="store_true", help="a smoke run (CI)")
-    p.add_argument("--out", default="bench-out", help="output folder (default: bench-out)")
-    p.add_argument("--backend", action="append", help="backend to include (repeatable; default: all available)")
+    p = sub.add_parser("bench", help="benchmark engines and runtimes against peers; writes RESULTS.md, "
+                                     "results.json and plots (exit 1 if any contender's outputs disagree)")
+    from .bench.cli import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p, "bench-out")
     p.set_defaults(func=_bench)
     return parser
 
@@ -133,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except JSEngineMLError as exc:
         print(f"jsengine-ml: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`jsengine-ml predict ... | head`): not an error
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -46,9 +46,12 @@ def run_demo(backend: str | None = None, *, every: int = 10) -> int:
                 print(f"  record {i:3d}: predicted {int(np.argmax(proba))} (p={proba.max():.3f}), "
                       f"true {int(label)}, running accuracy {correct / i:.3f}")
     print("\nSame stream on every installed engine:")
-    header = f"{'backend':<9} {'engine':<22} {'load s':>7} {'rows/s (1 per call)':>20} {'rows/s (one batch)':>19}"
+    infos = available_backends()
+    names = {i.name: f"{i.capabilities.engine} {i.capabilities.engine_version}" for i in infos if i.capabilities}
+    width = max([len(n) for n in names.values()] + [6])
+    header = f"{'backend':<9} {'engine':<{width}} {'load s':>7} {'rows/s (1 per call)':>20} {'rows/s (one batch)':>19}"
     print(f"  {header} {'accuracy':>9}")
-    for info in available_backends():
+    for info in infos:
         if not info.available:
             print(f"  {info.name:<9} unavailable: {info.reason}")
             continue
@@ -62,8 +65,7 @@ def run_demo(backend: str | None = None, *, every: int = 10) -> int:
             batch = m.predict(x)
             per_batch = len(x) / (time.perf_counter() - t0)
         assert np.allclose(single, batch, atol=1e-6)
-        caps = info.capabilities
-        engine = f"{caps.engine} {caps.engine_version}"[:22] if caps else "?"
         accuracy = float(np.mean(np.argmax(batch, axis=1) == y))
-        print(f"  {info.name:<9} {engine:<22} {load_s:>7.2f} {per_row:>20,.0f} {per_batch:>19,.0f} {accuracy:>9.3f}")
+        print(f"  {info.name:<9} {names[info.name]:<{width}} {load_s:>7.2f} {per_row:>20,.0f} {per_batch:>19,.0f} "
+              f"{accuracy:>9.3f}")
     return 0

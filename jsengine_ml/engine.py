@@ -60,6 +60,15 @@ PENDING_CODE = 0  # header code of a transform whose function returned a promise
 #: console method levels (as named by ``shims/global.js``) -> logging levels.
 CONSOLE_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
+#: Console messages tfjs prints, as expected, in an engine without a browser (no WebGL, no Node
+#: backend, its platform set twice by a sealed bundle): delivered at DEBUG, not as warnings.
+EXPECTED_CHATTER = re.compile(
+    r"(Initialization of backend (webgl|webgpu|wasm) failed"
+    r"|Platform \S+ has already been set"
+    r"|.*backend was already registered"
+    r"|Hi, looks like you are running TensorFlow\.js in Node)"
+)
+
 #: Prefix marking a JSON-encoded non-primitive result coming back from JS (see ``__jsml.out``).
 JSON_SENTINEL = "\ue000json:"
 
@@ -291,8 +300,15 @@ class Engine(ABC):
         return None
 
     def _log_console(self, level: str, text: str) -> None:
-        """Deliver one console message from JS to the Python logger."""
-        self.console.log(CONSOLE_LEVELS.get(level, logging.INFO), "%s", text)
+        """Deliver one console message from JS to the Python logger (tfjs's start-up chatter at DEBUG)."""
+        severity = CONSOLE_LEVELS.get(level, logging.INFO)
+        if self._chatter_follows:  # the error text tfjs prints after "Initialization of backend X failed"
+            self._chatter_follows = False
+            severity = logging.DEBUG
+        elif EXPECTED_CHATTER.match(text):
+            self._chatter_follows = text.startswith("Initialization of backend")
+            severity = logging.DEBUG
+        self.console.log(severity, "%s", text)
 
     def _log_console_batch(self, batch: dict[str, Any]) -> None:
         """Deliver a drained ``__jsml.console.take()`` batch (messages, and how many were dropped)."""
@@ -322,12 +338,13 @@ class Engine(ABC):
         heap_only_limit: bool = False,
     ):
         if time_limit is not None and not time_limit > 0:
-            raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
+            raise InputError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
         if memory_limit is not None and not memory_limit > 0:
-            raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
+            raise InputError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
         self.time_limit = time_limit
         self.memory_limit = memory_limit
         self.console = logger or console_log
+        self._chatter_follows = False
         self._owner = threading.get_ident()
         self._owner_name = threading.current_thread().name
         self._closed = False

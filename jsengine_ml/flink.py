@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import CapabilityError
+
 log = logging.getLogger(__name__)
 
 try:  # pyflink is optional: the module imports (and ModelSpec works) without it
@@ -199,7 +201,7 @@ def check_execution_mode(backend: str | None, config: Any = None, *, isolation: 
     elif in_thread_mode():
         mode = "thread"
     if mode == "thread":
-        raise RuntimeError(
+        raise CapabilityError(
             "jsengine-ml: the V8 backend (mini-racer) cannot run in PyFlink's thread mode "
             "(python.execution-mode: thread): V8 inside the JVM process crashed the JVM in testing. "
             "Run it isolated (ModelSpec(..., isolation='process')), use process mode (the default: set "

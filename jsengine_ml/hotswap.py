@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from .engine import close_at_exit
-from .errors import JSEngineMLError, ModelError
+from .errors import InputError, JSEngineMLError, ModelError
 from .model import DenseMatrixModel, IModel, ModelMetadata, load
 
 log = logging.getLogger(__name__)
@@ -275,7 +275,7 @@ class HotSwapModel(IModel):
         if isinstance(source, (str, os.PathLike)):
             source = DirectorySource(source)
         if close_retired not in ("loader", "scorer"):
-            raise ValueError(f"close_retired must be 'loader' or 'scorer', got {close_retired!r}")
+            raise InputError(f"close_retired must be 'loader' or 'scorer', got {close_retired!r}")
         self.source = source
         self.backend = backend
         self.poll_interval = poll_interval

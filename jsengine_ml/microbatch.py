@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .engine import close_at_exit
-from .errors import InputError
+from .errors import EngineClosedError, InputError, ModelError
 
 MAX_DELAY_LIMIT_S = 0.005
 
@@ -110,11 +110,11 @@ class MicroBatcher:
         isolation: str | None = None,
     ):
         if (model_factory is None) == (path is None):
-            raise ValueError("pass exactly one of model_factory or path")
+            raise InputError("pass exactly one of model_factory or path")
         if not isinstance(max_batch, int) or max_batch < 1:
-            raise ValueError(f"max_batch must be a positive int, got {max_batch!r}")
+            raise InputError(f"max_batch must be a positive int, got {max_batch!r}")
         if not (isinstance(max_delay_s, (int, float)) and 0 < max_delay_s <= MAX_DELAY_LIMIT_S):
-            raise ValueError(f"max_delay_s must be in (0, {MAX_DELAY_LIMIT_S}] seconds, got {max_delay_s!r}")
+            raise InputError(f"max_delay_s must be in (0, {MAX_DELAY_LIMIT_S}] seconds, got {max_delay_s!r}")
         if model_factory is None:
             options = dict(load_options or {})
             if isolation is not None:
@@ -161,7 +161,7 @@ class MicroBatcher:
             raise InputError(f"submit() takes one row of {self.n_features} numbers, got shape {arr.shape}")
         with self._lock:
             if self._closing:
-                raise RuntimeError("this MicroBatcher is closed")
+                raise EngineClosedError("this MicroBatcher is closed; create a new one")
             batch = self._open
             if batch is None:
                 # The first record of a batch starts the delay clock: wake the flusher to time it.
@@ -232,7 +232,7 @@ class MicroBatcher:
         try:
             out = np.asarray(model.predict(batch.rows[: batch.count]))
             if out.shape[0] != batch.count:
-                raise RuntimeError(f"the model returned {out.shape[0]} rows for a batch of {batch.count}")
+                raise ModelError(f"the model returned {out.shape[0]} rows for a batch of {batch.count}")
         except BaseException as exc:
             batch.finish(None, exc)
             if not isinstance(exc, Exception):

@@ -6,6 +6,7 @@ tfjs 4.22) or a single-file JavaScript bundle that exports a ``predict`` functio
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -31,13 +32,13 @@ from .errors import (
     ShimError,
 )
 from .runtime import tfjs_dist
-from .topology import read_graph, read_layers_artifact, split_weights
+from .topology import graph_model_signature, read_graph, read_layers_artifact, split_weights
 
-#: JS entry points per runtime: (predict, dispose).
+#: JS entry points per runtime: (one input to one output, several inputs or outputs, dispose).
 RUNTIME_FUNCTIONS = {
-    "tfjs": ("__jsml.models.predict", "__jsml.models.dispose"),
-    "bundle": ("__jsml.models.predict", "__jsml.models.dispose"),
-    "compiled": ("__jsml.compiled.predict", "__jsml.compiled.dispose"),
+    "tfjs": ("__jsml.models.predict", "__jsml.models.runPacked", "__jsml.models.dispose"),
+    "bundle": ("__jsml.models.predict", "__jsml.models.runPacked", "__jsml.models.dispose"),
+    "compiled": ("__jsml.compiled.predict", "__jsml.compiled.runPacked", "__jsml.compiled.dispose"),
 }
 #: ``runtime=`` values of :func:`load_layers`; "kernels" (0.1) is an alias of "compiled".
 RUNTIMES = ("auto", "compiled", "tfjs")
@@ -49,8 +50,27 @@ _LIMIT_ERRORS = (JSTimeoutError, JSMemoryLimitError, EngineCrashedError)
 
 
 @dataclass(frozen=True)
+class NodeArg:
+    """One named input or output of a model: its shape (None = any size, the batch first) and dtype."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    @property
+    def width(self) -> int | None:
+        """Values per batch row (None while a dimension is unknown)."""
+        dims = self.shape[1:]
+        return None if any(d is None for d in dims) else math.prod(dims)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
-    """What a loaded model takes and gives, and where it runs."""
+    """What a loaded model takes and gives, and where it runs.
+
+    ``inputs`` / ``outputs`` list every named input and output (as onnxruntime's ``get_inputs()``);
+    ``input_shape`` / ``output_shape`` / ``input_dtype`` / ``output_dtype`` describe the first ones.
+    """
 
     kind: str
     source: str
@@ -63,6 +83,14 @@ class ModelMetadata:
     engine: str
     engine_version: str
     extra: dict[str, Any] = field(default_factory=dict)
+    inputs: tuple[NodeArg, ...] = ()
+    outputs: tuple[NodeArg, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            object.__setattr__(self, "inputs", (NodeArg("input", tuple(self.input_shape), self.input_dtype),))
+        if not self.outputs:
+            object.__setattr__(self, "outputs", (NodeArg("output", tuple(self.output_shape), self.output_dtype),))
 
     @property
     def n_features(self) -> int:
@@ -86,11 +114,18 @@ class IModel(ABC):
 
     @abstractmethod
     def predict(self, rows: Any) -> np.ndarray:
-        """Score a batch of rows; return an (n, k) float32 array."""
+        """Score a batch of rows of a one-input, one-output model; return an (n, k) float32 array."""
+
+    @abstractmethod
+    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Score a batch given by input name; return the requested outputs (default: all) by name,
+        each of shape (n, *output shape)."""
 
     def warmup(self, rows: int = 1) -> None:
         """Run a prediction on zeros so the first real call pays no start-up cost."""
-        self.predict(np.zeros((rows, self.metadata.n_features), dtype=np.float32))
+        feeds = {arg.name: np.zeros((rows, arg.width or 0), dtype=arg.dtype) for arg in self.metadata.inputs}
+        if all(arg.width is not None for arg in self.metadata.inputs):
+            self.run(feeds)
 
     @abstractmethod
     def close(self) -> None:
@@ -131,7 +166,7 @@ class DenseMatrixModel(IModel):
     ):
         self.engine = engine
         self.runtime = runtime
-        self._predict_fn, self._dispose_fn = RUNTIME_FUNCTIONS[runtime]
+        self._predict_fn, self._run_fn, self._dispose_fn = RUNTIME_FUNCTIONS[runtime]
         self._model_id = model_id
         self._metadata = metadata
         self._owns_engine = owns_engine
@@ -153,76 +188,148 @@ class DenseMatrixModel(IModel):
 
     # ------------------------------------------------------------------ scoring
     def predict(self, rows: Any) -> np.ndarray:
+        md = self._check_open()
+        if len(md.inputs) != 1 or len(md.outputs) != 1:
+            raise InputError(
+                f"{md.source} has inputs {[a.name for a in md.inputs]} and outputs {[a.name for a in md.outputs]}; "
+                f"predict() takes one input and gives one output: use run({{name: rows, ...}})"
+            )
+        matrix = self._validate_input(rows, md.inputs[0])
+        return self._run_batches([matrix])[0]
+
+    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Score named inputs, as onnxruntime's ``InferenceSession.run``; outputs come back by name.
+
+        ``feeds`` maps every input name of ``metadata.inputs`` to its rows: (n, *shape) or the flat
+        (n, width), numpy, lists or a pandas DataFrame, all with the same n. ``outputs`` selects
+        outputs by name (default: all). Every problem (a missing or unknown name, a bad shape,
+        dtype or value) is reported in one :class:`InputError`.
+        """
+        md = self._check_open()
+        if not isinstance(feeds, dict):
+            raise InputError(f"run() takes a dict of input name -> rows; {md.source} takes "
+                             f"{[a.name for a in md.inputs]}")
+        wanted = [a.name for a in md.outputs] if outputs is None else list(outputs)
+        problems = [f"missing input {a.name!r}" for a in md.inputs if a.name not in feeds]
+        problems += [f"unknown input {name!r}" for name in feeds if name not in {a.name for a in md.inputs}]
+        problems += [f"unknown output {name!r}" for name in wanted if name not in {a.name for a in md.outputs}]
+        matrices = []
+        for arg in md.inputs:
+            if arg.name in feeds:
+                try:
+                    matrices.append(self._validate_input(feeds[arg.name], arg))
+                except InputError as exc:
+                    problems.append(str(exc))
+        if not problems and len({m.shape[0] for m in matrices}) > 1:
+            problems.append("inputs have different numbers of rows: " +
+                            ", ".join(f"{a.name}: {m.shape[0]}" for a, m in zip(md.inputs, matrices, strict=True)))
+        if problems:
+            raise InputError(f"{md.source}: " + "; ".join(problems) +
+                             f" (inputs: {', '.join(f'{a.name} {list(a.shape)} {a.dtype}' for a in md.inputs)}; "
+                             f"outputs: {', '.join(a.name for a in md.outputs)})")
+        results = self._run_batches(matrices)
+        by_name = {arg.name: out.reshape(len(out), *[d or -1 for d in arg.shape[1:]])
+                   for arg, out in zip(md.outputs, results, strict=True)}
+        return {name: by_name[name] for name in wanted}
+
+    def _check_open(self) -> ModelMetadata:
         if self._closed:
             raise ModelError(f"model {self._metadata.source} is closed; load it again")
-        matrix = self._validate(rows)
-        n = matrix.shape[0]
-        width = self._metadata.n_outputs
-        if n == 0 and width is not None:
-            return np.zeros((0, width), dtype=np.float32)
-        parts = [
-            self._predict_chunk(matrix[start : start + self.max_batch_rows])
-            for start in range(0, max(n, 1), self.max_batch_rows)
-        ]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        return self._metadata
 
-    def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
-        n = chunk.shape[0]
-        out = self.engine.transform(self._predict_fn, chunk, self._model_id, rows=n)
-        if out.ndim < 2 or out.shape[0] != n:
-            raise ModelError(
-                f"{self._metadata.source}: the model returned shape {tuple(out.shape)} for {n} rows; "
-                f"a DenseMatrixModel needs an (n, ...) output with one row per input row"
-            )
-        out = out.reshape(n, -1)
-        if self._metadata.n_outputs is not None and out.shape[1] != self._metadata.n_outputs:
-            raise ModelError(
-                f"{self._metadata.source}: the model returned {out.shape[1]} columns, "
-                f"its metadata says {self._metadata.n_outputs}"
-            )
-        return out.astype(np.float32, copy=False)
+    def _run_batches(self, matrices: list[np.ndarray]) -> list[np.ndarray]:
+        """Outputs (n, width) of validated input matrices, in chunks of at most ``max_batch_rows``."""
+        n = matrices[0].shape[0]
+        widths = [arg.width for arg in self._metadata.outputs]
+        if n == 0 and all(w is not None for w in widths):
+            return [np.zeros((0, w or 0), dtype=np.float32) for w in widths]
+        parts = [self._run_chunk([m[start : start + self.max_batch_rows] for m in matrices])
+                 for start in range(0, max(n, 1), self.max_batch_rows)]
+        if len(parts) == 1:
+            return parts[0]
+        return [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(widths))]
 
-    def _validate(self, rows: Any) -> np.ndarray:
-        md = self._metadata
-        integer_input = md.input_dtype == "int32"
+    def _run_chunk(self, chunk: list[np.ndarray]) -> list[np.ndarray]:
+        """One engine call: (n, width) output matrices for (n, width) input matrices."""
+        n = chunk[0].shape[0]
+        source = self._metadata.source
+        if len(chunk) == 1 and len(self._metadata.outputs) == 1:
+            out = self.engine.transform(self._predict_fn, chunk[0], self._model_id, rows=n)
+            if out.ndim < 2 or out.shape[0] != n:
+                raise ModelError(
+                    f"{source}: the model returned shape {tuple(out.shape)} for {n} rows; "
+                    f"a DenseMatrixModel needs an (n, ...) output with one row per input row"
+                )
+            outs = [out.reshape(n, -1)]
+        else:  # several inputs or outputs: one byte buffer in, the outputs back to back out
+            packed = np.concatenate([m.view(np.uint8).reshape(-1) for m in chunk]) if n else np.zeros(0, np.uint8)
+            flat = self.engine.transform(self._run_fn, packed, self._model_id, n).reshape(-1)
+            outs, at = [], 0
+            for arg in self._metadata.outputs:
+                width = arg.width if arg.width is not None else (flat.size - at) // max(n, 1)
+                outs.append(flat[at : at + n * width].reshape(n, width))
+                at += n * width
+        for arg, out in zip(self._metadata.outputs, outs, strict=True):
+            if arg.width is None:  # not declared: the first batch fixes it
+                self._fix_widths(outputs={arg.name: out.shape[1]})
+            elif out.shape[1] != arg.width:
+                raise ModelError(f"{source}: output {arg.name!r} came back with {out.shape[1]} columns, "
+                                 f"its metadata says {arg.width}")
+        return [out.astype(np.float32, copy=False) for out in outs]
+
+    def _validate_input(self, rows: Any, arg: NodeArg) -> np.ndarray:
+        """The one input validation: rows of ``arg`` as a contiguous (n, width) float32/int32 matrix."""
+        what = f"input {arg.name!r}" if len(self._metadata.inputs) > 1 else "rows"
+        width = arg.width
         if hasattr(rows, "to_numpy") and hasattr(rows, "columns"):  # pandas DataFrame
             rows = rows.to_numpy()
         try:
             matrix = np.asarray(rows)
         except ValueError as exc:
-            raise InputError(f"rows are ragged (rows of different lengths): pass a rectangular matrix ({exc})") from exc
+            raise InputError(f"{what} are ragged (rows of different lengths): pass a rectangular matrix "
+                             f"({exc})") from exc
         if matrix.dtype == object:
-            raise InputError("rows are ragged or hold non-numbers: pass a rectangular numeric matrix")
-        if matrix.ndim > 2 and tuple(matrix.shape[1:]) == tuple(md.input_shape[1:]):
-            matrix = matrix.reshape(matrix.shape[0], md.n_features)  # (n, *input_shape) rows, in C order
+            raise InputError(f"{what} are ragged or hold non-numbers: pass a rectangular numeric matrix")
+        if matrix.ndim > 2 and width is not None and tuple(matrix.shape[1:]) == tuple(arg.shape[1:]):
+            matrix = matrix.reshape(matrix.shape[0], width)  # (n, *shape) rows, in C order
         if matrix.ndim != 2:
             hint = " (for one row, use row.reshape(1, -1))" if matrix.ndim == 1 else ""
-            raise InputError(
-                f"rows must be a 2-D matrix (n, {md.n_features}) or (n, {', '.join(map(str, md.input_shape[1:]))}), "
-                f"got shape {matrix.shape}{hint}"
-            )
-        if matrix.shape[1] != md.n_features:
-            raise InputError(
-                f"rows have {matrix.shape[1]} columns; {md.source} takes {md.n_features} "
-                f"(input shape {list(md.input_shape)})"
-            )
-        if matrix.dtype.kind not in "fiub":
-            raise InputError(f"rows have dtype {matrix.dtype}; pass floats (float32/float64) or integers")
+            expected = f"(n, {width}) or (n, {', '.join(map(str, arg.shape[1:]))})" if width else "(n, width)"
+            raise InputError(f"{what} must be a 2-D matrix {expected}, got shape {matrix.shape}{hint}")
+        if width is None:  # a bundle that declares no width: the first batch fixes it
+            width = matrix.shape[1]
+            self._fix_widths(inputs={arg.name: width})
+        if matrix.shape[1] != width:
+            raise InputError(f"{what} have {matrix.shape[1]} columns; {self._metadata.source} takes {width} "
+                             f"(input shape {list(arg.shape)})")
+        if matrix.dtype.kind not in "fiu" and matrix.dtype != np.bool_:
+            raise InputError(f"{what} have dtype {matrix.dtype}; pass floats (float32/float64) or integers")
+        if matrix.dtype == np.bool_ or matrix.dtype == np.float16:
+            raise InputError(f"{what} have dtype {matrix.dtype}; convert them explicitly (e.g. .astype(np.float32))")
         if matrix.dtype.kind == "f" and self.check_finite:
             finite = np.isfinite(matrix)
             if not finite.all():
                 r, c = map(int, np.argwhere(~finite)[0])
-                raise InputError(
-                    f"rows hold a non-finite value ({matrix[r, c]!r} at row {r}, column {c}); "
-                    f"clean or impute NaN/inf before scoring"
-                )
-        if integer_input:
+                raise InputError(f"{what} hold a non-finite value ({matrix[r, c]!r} at row {r}, column {c}); "
+                                 f"clean or impute NaN/inf before scoring (or set model.check_finite = False)")
+        if arg.dtype == "int32":
             if matrix.dtype.kind == "f" and not np.array_equal(matrix, np.round(matrix)):
-                raise InputError(f"{md.source} takes integer inputs (e.g. token ids); got non-integral floats")
+                raise InputError(f"{what} take integers (e.g. token ids); got non-integral floats")
             if matrix.size and (matrix.min() < -(2**31) or matrix.max() >= 2**31):
-                raise InputError("integer inputs must fit in int32")
+                raise InputError(f"{what} take integers that fit in int32")
             return np.ascontiguousarray(matrix, dtype=np.int32)
         return np.ascontiguousarray(matrix, dtype=np.float32)
+
+    def _fix_widths(self, inputs: dict[str, int] | None = None, outputs: dict[str, int] | None = None) -> None:
+        """Record widths a bundle did not declare, learnt from its first batch (later ones must match)."""
+        md = self._metadata
+
+        def fixed(args: tuple[NodeArg, ...], widths: dict[str, int]) -> tuple[NodeArg, ...]:
+            return tuple(NodeArg(a.name, (None, widths[a.name]), a.dtype) if a.name in widths else a for a in args)
+
+        ins, outs = fixed(md.inputs, inputs or {}), fixed(md.outputs, outputs or {})
+        self._metadata = dataclasses.replace(md, inputs=ins, outputs=outs, input_shape=ins[0].shape,
+                                             output_shape=outs[0].shape)
 
     # ------------------------------------------------------------------ lifecycle
     def tensors_in_engine(self) -> int:
@@ -271,7 +378,7 @@ def load(
 def _open_engine(backend: str | None, engine: Engine | None, options: dict[str, Any]) -> tuple[Engine, bool]:
     if engine is not None:
         if options:
-            raise ValueError(f"engine options {sorted(options)} cannot apply to an engine passed in")
+            raise InputError(f"engine options {sorted(options)} cannot apply to an engine passed in")
         return engine, False
     return create_engine(backend, **options), True
 
@@ -289,7 +396,10 @@ def _metadata(engine: Engine, kind: str, source: Path, version: str | None, info
         backend=caps.backend,
         engine=caps.engine,
         engine_version=caps.engine_version,
-        extra={k: v for k, v in info.items() if k not in ("inputShape", "outputShape", "inputDtype", "outputDtype")},
+        extra={k: v for k, v in info.items()
+               if k not in ("inputShape", "outputShape", "inputDtype", "outputDtype", "inputs", "outputs")},
+        inputs=tuple(NodeArg(a["name"], tuple(a["shape"]), a["dtype"]) for a in info.get("inputs", ())),
+        outputs=tuple(NodeArg(a["name"], tuple(a["shape"]), a["dtype"]) for a in info.get("outputs", ())),
     )
 
 
@@ -337,15 +447,19 @@ def load_layers(
     spec, shards = read_layers_artifact(model_json)
     plan = None
     reason = ""
+    if spec.get("format") == "graph-model":
+        from .compiled.plan import UnsupportedModelError
+
+        if runtime == "compiled":
+            raise UnsupportedModelError(f"{model_json}: graph models run on tfjs (runtime='tfjs' or 'auto'); the "
+                                        f"compiled runtime takes TF.js Layers models")
+        runtime = "tfjs"
     if runtime in ("compiled", "auto"):
         from .compiled.plan import UnsupportedModelError, compile_graph
 
         try:
             plan = compile_graph(read_graph(spec, split_weights(spec, shards), source=str(model_json)),
                                  str(model_json))
-            if len(plan.inputs) != 1 or len(plan.outputs) != 1:
-                raise UnsupportedModelError(f"{model_json}: {len(plan.inputs)} inputs and {len(plan.outputs)} "
-                                            f"outputs; predict() takes one input and gives one output")
         except UnsupportedModelError as exc:
             if runtime == "compiled":
                 raise
@@ -370,16 +484,50 @@ def load_layers(
         raise
 
 
+#: Config keys the official converter writes (Keras 2) that tfjs 4.22 rejects although they do not
+#: change what the layer computes: dropped before tfjs sees the topology.
+TFJS_REJECTED_KEYS = {
+    "SeparableConv1D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
+    "SeparableConv2D": ("kernel_initializer", "kernel_regularizer", "kernel_constraint"),
+}
+
+
+def tfjs_topology(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with the configs tfjs 4.22 refuses but whose meaning is plain normalized (a copy)."""
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: clean(v) for k, v in node.items()}
+            rejected = TFJS_REJECTED_KEYS.get(node.get("class_name", ""), ())
+            if rejected and isinstance(node.get("config"), dict):
+                node["config"] = {k: v for k, v in node["config"].items() if k not in rejected}
+            return node
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    return {**spec, "modelTopology": clean(spec["modelTopology"])}
+
+
 def _load_tfjs(target: Engine, owns: bool, model_json: Path, spec: dict[str, Any], shards: dict[str, bytes],
                version: str | None, max_batch_rows: int, reason: str) -> DenseMatrixModel:
     ensure_tfjs(target)
     model_id = next(_model_ids)
     base = f"jsengine-ml-model-{model_id}"
-    target.add_resource(f"{base}/model.json", json.dumps(spec).encode("utf-8"))
+    target.add_resource(f"{base}/model.json", json.dumps(tfjs_topology(spec)).encode("utf-8"))
     for rel, data in shards.items():
         target.add_resource(f"{base}/{rel}", data)
     try:
-        info = json.loads(target.settle(f"__jsml.models.layersUrl({model_id}, '{base}/model.json')", timeout=120))
+        if spec.get("format") == "graph-model":
+            inputs, outputs = graph_model_signature(spec, source=str(model_json))
+            signature = json.dumps(json.dumps({"inputs": inputs, "outputs": outputs}))
+            info = json.loads(target.settle(
+                f"__jsml.models.graphUrl({model_id}, '{base}/model.json', {signature})", timeout=120))
+            info.update(inputs=inputs, outputs=outputs, inputShape=inputs[0]["shape"],
+                        outputShape=outputs[0]["shape"], inputDtype=inputs[0]["dtype"], format="graph-model")
+        else:
+            info = json.loads(target.settle(f"__jsml.models.layersUrl({model_id}, '{base}/model.json')",
+                                            timeout=120))
         info["runtime"] = "tfjs"
         if reason:
             info["runtime_reason"] = reason
@@ -387,7 +535,8 @@ def _load_tfjs(target: Engine, owns: bool, model_json: Path, spec: dict[str, Any
         raise
     except JSEngineMLError as exc:
         raise ModelError(f"{model_json}: tfjs could not load the model: {exc}") from exc
-    model = DenseMatrixModel(target, model_id, _metadata(target, "tfjs-layers", model_json, version, info),
+    kind = "tfjs-graph" if spec.get("format") == "graph-model" else "tfjs-layers"
+    model = DenseMatrixModel(target, model_id, _metadata(target, kind, model_json, version, info),
                              owns_engine=owns, max_batch_rows=max_batch_rows)
     if model.metadata.n_outputs is None:
         raise ModelError(f"{model_json}: output shape {list(model.metadata.output_shape)} is not fixed")
@@ -431,27 +580,15 @@ def load_bundle(
         model_id = next(_model_ids)
         declared = target.call("__jsml.models.bundle", model_id)
         info = json.loads(declared) if declared else {}
-        if "inputShape" not in info:
-            if n_features is None:
-                raise ModelError(
-                    f"{bundle}: the bundle does not declare its input shape; pass n_features= to load()"
-                )
+        if "inputShape" not in info:  # undeclared: n_features=, else the first batch fixes it
             info["inputShape"] = [None, n_features]
         info.setdefault("outputShape", [None, None])
         model = DenseMatrixModel(target, model_id, _metadata(target, "bundle", bundle, version, info),
                                  owns_engine=owns, max_batch_rows=max_batch_rows, runtime="bundle")
         if warmup:
-            model._metadata = _learn_output_width(model)
+            model.warmup()  # also learns an undeclared output width, when the input width is known
         return model
     except BaseException:
         if owns:
             target.close()
         raise
-
-
-def _learn_output_width(model: DenseMatrixModel) -> ModelMetadata:
-    out = model.predict(np.zeros((1, model.metadata.n_features), dtype=np.float32))
-    md = model.metadata
-    if md.n_outputs is None:
-        md = ModelMetadata(**{**md.as_dict(), "output_shape": (None, out.shape[1])})
-    return md

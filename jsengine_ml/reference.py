@@ -25,6 +25,8 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from .errors import InputError
+
 __all__ = [
     "ACTIVATIONS",
     "activation",
@@ -118,13 +120,13 @@ def _tuple(value: IntOrSeq, n: int, name: str) -> tuple[int, ...]:
         return (int(value),) * n
     out = tuple(int(v) for v in value)
     if len(out) != n:
-        raise ValueError(f"{name} must have {n} values, got {value!r}")
+        raise InputError(f"{name} must have {n} values, got {value!r}")
     return out
 
 
 def _norm_axis(axis: int, ndim: int) -> int:
     if not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis} out of range for rank {ndim}")
+        raise InputError(f"axis {axis} out of range for rank {ndim}")
     return axis % ndim
 
 
@@ -466,7 +468,7 @@ def activation(x: Array, name: str | None, **params: Any) -> Array:
     try:
         fn = ACTIVATIONS[key]
     except KeyError:
-        raise ValueError(f"unknown activation {name!r}") from None
+        raise InputError(f"unknown activation {name!r}") from None
     return fn(x, **params)
 
 
@@ -527,10 +529,10 @@ def _pad_and_windows(
         pads = [_same_pads(s, k, st, d) for s, k, st, d in zip(spatial, kernel_size, strides, dilation, strict=True)]
     elif padding == "causal":
         if n != 1:
-            raise ValueError("causal padding is only defined for 1D inputs")
+            raise InputError("causal padding is only defined for 1D inputs")
         pads = [((kernel_size[0] - 1) * dilation[0], 0)]
     else:
-        raise ValueError(f"unknown padding {padding!r}")
+        raise InputError(f"unknown padding {padding!r}")
     if any(p != (0, 0) for p in pads):
         x = np.pad(x, [(0, 0), *pads, (0, 0)], mode="constant", constant_values=pad_value)
     padded = x.shape[1 : 1 + n]
@@ -538,7 +540,7 @@ def _pad_and_windows(
         (p - ((k - 1) * d + 1)) // st + 1 for p, k, st, d in zip(padded, kernel_size, strides, dilation, strict=True)
     )
     if any(o <= 0 for o in out):
-        raise ValueError(f"empty output: input {spatial}, kernel {kernel_size}, padding {padding!r}")
+        raise InputError(f"empty output: input {spatial}, kernel {kernel_size}, padding {padding!r}")
     views = []
     for offset in itertools.product(*(range(k) for k in kernel_size)):
         index = tuple(
@@ -570,7 +572,7 @@ def conv(
     k = _as(kernel, dtype)
     n = k.ndim - 2
     if xa.ndim != n + 2 or xa.shape[-1] != k.shape[-2]:
-        raise ValueError(f"input {xa.shape} does not match kernel {k.shape}")
+        raise InputError(f"input {xa.shape} does not match kernel {k.shape}")
     ks = k.shape[:n]
     views, out = _pad_and_windows(
         xa, ks, _tuple(strides, n, "strides"), _tuple(dilation_rate, n, "dilation_rate"), padding, 0.0
@@ -602,7 +604,7 @@ def depthwise_conv(
     k = _as(kernel, dtype)
     n = k.ndim - 2
     if xa.ndim != n + 2 or xa.shape[-1] != k.shape[-2]:
-        raise ValueError(f"input {xa.shape} does not match depthwise kernel {k.shape}")
+        raise InputError(f"input {xa.shape} does not match depthwise kernel {k.shape}")
     ks = k.shape[:n]
     views, out = _pad_and_windows(
         xa, ks, _tuple(strides, n, "strides"), _tuple(dilation_rate, n, "dilation_rate"), padding, 0.0
@@ -666,7 +668,7 @@ def pool(
         views, _ = _pad_and_windows(xa, ps, st, ones, padding, -np.inf)
         return _arr(np.max(np.stack(views, axis=0), axis=0))
     if mode != "avg":
-        raise ValueError(f"unknown pooling mode {mode!r}")
+        raise InputError(f"unknown pooling mode {mode!r}")
     views, _ = _pad_and_windows(xa, ps, st, ones, padding, 0.0)
     with np.errstate(invalid="ignore", over="ignore"):
         total = np.sum(np.stack(views, axis=0), axis=0)
@@ -688,7 +690,7 @@ def global_pool(x: Array, mode: Literal["max", "avg"] = "avg", keepdims: bool = 
             return _arr(np.mean(xa, axis=axes, keepdims=keepdims))
         if mode == "max":
             return _arr(np.max(xa, axis=axes, keepdims=keepdims))
-    raise ValueError(f"unknown pooling mode {mode!r}")
+    raise InputError(f"unknown pooling mode {mode!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -824,7 +826,7 @@ def _rnn_inputs(x: Array, go_backwards: bool, *weights: Any) -> tuple[Array, np.
     dtype = _float_dtype(x, *weights)
     xa = _as(x, dtype)
     if xa.ndim != 3:
-        raise ValueError(f"recurrent layers take (batch, time, features), got {xa.shape}")
+        raise InputError(f"recurrent layers take (batch, time, features), got {xa.shape}")
     if go_backwards:
         xa = xa[:, ::-1]
     return xa, dtype
@@ -935,11 +937,11 @@ def gru(
         b = _as(bias, dtype)
         if reset_after:
             if b.shape != (2, 3 * u):
-                raise ValueError(f"reset_after GRU bias must be (2, {3 * u}), got {b.shape}")
+                raise InputError(f"reset_after GRU bias must be (2, {3 * u}), got {b.shape}")
             in_bias, rec_bias = b[0], b[1]
         else:
             if b.shape != (3 * u,):
-                raise ValueError(f"GRU bias must be ({3 * u},), got {b.shape}")
+                raise InputError(f"GRU bias must be ({3 * u},), got {b.shape}")
             in_bias = b
     proj = xa @ k
     if in_bias is not None:
@@ -992,7 +994,7 @@ def bidirectional(
         return y * y_rev
     if merge_mode is None:
         return y, y_rev
-    raise ValueError(f"unknown merge_mode {merge_mode!r}")
+    raise InputError(f"unknown merge_mode {merge_mode!r}")
 
 
 def time_distributed(fn: Callable[[Array], Array], x: Array) -> Array:
@@ -1011,7 +1013,7 @@ def time_distributed(fn: Callable[[Array], Array], x: Array) -> Array:
 def _merge_inputs(inputs: Sequence[Array]) -> list[Array]:
     """Cast to the common float dtype and, as Keras, expand lower ranks at axis 1."""
     if len(inputs) < 1:
-        raise ValueError("a merge needs at least one input")
+        raise InputError("a merge needs at least one input")
     dtype = _float_dtype(*inputs)
     arrays = [_as(a, dtype) for a in inputs]
     top = max(a.ndim for a in arrays)
@@ -1031,7 +1033,7 @@ def add(inputs: Sequence[Array]) -> Array:
 def subtract(inputs: Sequence[Array]) -> Array:
     """``Subtract``: exactly two inputs, ``a - b``."""
     if len(inputs) != 2:
-        raise ValueError("Subtract takes exactly 2 inputs")
+        raise InputError("Subtract takes exactly 2 inputs")
     a, b = _merge_inputs(inputs)
     with np.errstate(invalid="ignore"):
         return a - b
@@ -1092,7 +1094,7 @@ def permute(x: Array, dims: Sequence[int]) -> Array:
     """``Permute``: ``dims`` are 1-based and exclude the batch axis, as in Keras."""
     xa = np.asarray(x)
     if sorted(dims) != list(range(1, xa.ndim)):
-        raise ValueError(f"dims {dims!r} must be a permutation of 1..{xa.ndim - 1}")
+        raise InputError(f"dims {dims!r} must be a permutation of 1..{xa.ndim - 1}")
     return np.transpose(xa, (0, *dims))
 
 
@@ -1100,7 +1102,7 @@ def repeat_vector(x: Array, n: int) -> Array:
     """``RepeatVector``: (batch, features) -> (batch, n, features)."""
     xa = np.asarray(x)
     if xa.ndim != 2:
-        raise ValueError(f"RepeatVector takes (batch, features), got {xa.shape}")
+        raise InputError(f"RepeatVector takes (batch, features), got {xa.shape}")
     return np.repeat(xa[:, None, :], n, axis=1)
 
 
@@ -1246,7 +1248,7 @@ def forward(graph: Any, inputs: Array | Sequence[Array], dtype: Any = np.float32
     """
     xs = [inputs] if isinstance(inputs, np.ndarray) else list(inputs)
     if len(xs) != len(graph.inputs):
-        raise ValueError(f"the model takes {len(graph.inputs)} inputs, got {len(xs)}")
+        raise InputError(f"the model takes {len(graph.inputs)} inputs, got {len(xs)}")
     values: dict[tuple[str, int, int], Array] = {}
     for spec, x in zip(graph.inputs, xs, strict=True):
         x = np.asarray(x)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import InputError
 from .reference import forward
 from .topology import WEIGHT_DTYPES, read_artifact_graph, read_layers_artifact, split_weights
 
@@ -84,7 +85,7 @@ def numpy_layers_predict(model_dir: str | os.PathLike[str], X: Any) -> np.ndarra
 def numpy_wine_predict(model_dir: str | os.PathLike[str] = WINE_DIR, X: Any = None) -> np.ndarray:
     """Reference outputs of a Wine model (the shipped one or a variant) for standardized rows ``X``."""
     if X is None:
-        raise TypeError("numpy_wine_predict() needs the rows X")
+        raise InputError("numpy_wine_predict() needs the rows X")
     return numpy_layers_predict(model_dir, X)
 
 
@@ -176,7 +177,7 @@ def write_broken_variant(
         model_json.write_text(json.dumps(spec), encoding="utf-8")
         write_layers_weights(out, weights)
     else:
-        raise ValueError(f"unknown broken kind {kind!r}; pick one of {BROKEN_KINDS}")
+        raise InputError(f"unknown broken kind {kind!r}; pick one of {BROKEN_KINDS}")
     return out
 
 

@@ -51,7 +51,7 @@ def _stored_dtype(weight: Config, where: str) -> np.dtype[Any]:
 
 
 def read_layers_artifact(model_json: Path) -> tuple[Config, dict[str, bytes]]:
-    """Read and check a TF.js Layers artifact; return (model.json content, {shard path: bytes}).
+    """Read and check a TF.js artifact (Layers, or graph model); return (model.json content, {shard path: bytes}).
 
     Every failure names the file: unreadable or truncated JSON, a missing ``modelTopology`` or
     ``weightsManifest``, a missing shard, or shards whose total size differs from the manifest's.
@@ -65,9 +65,9 @@ def read_layers_artifact(model_json: Path) -> tuple[Config, dict[str, bytes]]:
     except json.JSONDecodeError as exc:
         raise ModelError(f"{model_json}: not valid JSON (corrupt or truncated?): {exc}") from exc
     if not isinstance(spec, dict) or "modelTopology" not in spec:
-        raise ModelError(f"{model_json}: not a TF.js Layers model.json (no modelTopology)")
-    if spec.get("format") not in (None, "layers-model"):
-        raise ModelError(f"{model_json}: format {spec.get('format')!r} is not supported; export a layers-model")
+        raise ModelError(f"{model_json}: not a TF.js model.json (no modelTopology)")
+    if spec.get("format") not in (None, "layers-model", "graph-model"):
+        raise ModelError(f"{model_json}: format {spec.get('format')!r} is not a TF.js layers-model or graph-model")
     manifest = spec.get("weightsManifest")
     if not isinstance(manifest, list):
         raise ModelError(f"{model_json}: no weightsManifest list")
@@ -278,8 +278,32 @@ def _attach_weights(calls: list[LayerCall], weights: dict[str, np.ndarray]) -> N
         call.weights = by_layer.get(call.layer, {})
 
 
+#: TensorFlow dtypes of a graph model's signature -> what the model takes and gives.
+SIGNATURE_DTYPES = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_INT64": "int32", "DT_BOOL": "int32"}
+
+
+def graph_model_signature(spec: Config, *, source: str = "model.json") -> tuple[list[Config], list[Config]]:
+    """Inputs and outputs of a graph model from its ``signature``: [{name, shape (None = any), dtype}]."""
+    signature = spec.get("signature") or {}
+    ports: list[list[Config]] = []
+    for side in ("inputs", "outputs"):
+        entries = signature.get(side) or {}
+        if not entries:
+            raise ModelError(f"{source}: the graph model has no signature {side}; convert it from a SavedModel "
+                             f"with a serving signature (tensorflowjs_converter --signature_name)")
+        ports.append([
+            {"name": name, "dtype": SIGNATURE_DTYPES.get(entry.get("dtype", "DT_FLOAT"), "float32"),
+             "shape": [None if int(d.get("size", -1)) < 0 else int(d["size"])
+                       for d in entry.get("tensorShape", {}).get("dim", [])]}
+            for name, entry in entries.items()
+        ])
+    return ports[0], ports[1]
+
+
 def read_graph(spec: Config, weights: dict[str, np.ndarray] | None = None, *, source: str = "model.json") -> Graph:
     """The layer graph of a ``model.json`` (``weights`` from :func:`split_weights` are attached)."""
+    if spec.get("format") == "graph-model":
+        raise ModelError(f"{source}: a graph model has no layers (it runs on tfjs's graph executor)")
     topology = spec.get("modelTopology")
     if not isinstance(topology, dict):
         raise ModelError(f"{source}: no modelTopology object")

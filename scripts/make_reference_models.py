@@ -237,6 +237,49 @@ def make_embedding(d: Path) -> dict[str, Any]:
     }
 
 
+def make_multi_io(d: Path) -> dict[str, Any]:
+    """Two named inputs (numeric features, a token sequence) and two named outputs (class, score)."""
+    vocab, length, width = 30, 12, 10
+    rng = np.random.default_rng(SEED + 2)
+
+    def data(n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        numeric = rng.normal(0, 1, size=(n, width)).astype(np.float32)
+        tokens = rng.integers(1, vocab, size=(n, length)).astype(np.int32)
+        low = (tokens < vocab // 2).mean(axis=1)
+        signal = numeric[:, 0] + numeric[:, 1] - numeric[:, 2]
+        cls = np.where(signal > 0.5, 2, np.where(low > 0.5, 1, 0))
+        score = (0.5 * signal + low).astype(np.float32)[:, None]
+        return [numeric, tokens], [cls, score]
+
+    (x_tr, y_tr), (x_te, y_te) = data(2000), data(400)
+    numeric = keras.Input((width,), name="numeric")
+    tokens = keras.Input((length,), dtype="int32", name="tokens")
+    a = layers.Dense(16, activation="relu", name="numeric_dense")(numeric)
+    a = layers.BatchNormalization(name="numeric_bn")(a)
+    t = layers.Embedding(vocab, 8, name="embedding")(tokens)
+    t = layers.Conv1D(8, 3, padding="same", activation="relu", name="conv")(t)
+    t = layers.LSTM(8, name="lstm")(t)
+    h = layers.Concatenate(name="concat")([a, t])
+    h = layers.Dense(16, activation="tanh", name="head")(h)
+    proba = layers.Dense(3, activation="softmax", name="proba")(h)
+    score = layers.Dense(1, name="score")(h)
+    model = keras.Model([numeric, tokens], [proba, score], name="multi_io")
+    model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                  loss=[keras.losses.SparseCategoricalCrossentropy(), keras.losses.MeanSquaredError()])
+    model.fit(x_tr, y_tr, epochs=12, batch_size=32, verbose=0, shuffle=True)
+    pred = model.predict(x_te, verbose=0)
+    return {
+        "model": model,
+        "x": [x[:GOLDEN_ROWS] for x in x_te],
+        "description": "Functional model with two named inputs (numeric: 10 floats; tokens: 12 ids) and two named "
+        "outputs (proba: 3-way softmax; score: regression): Dense + BatchNormalization on the numbers, "
+        "Embedding -> Conv1D -> LSTM on the tokens, Concatenate, Dense head.",
+        "dataset": f"synthetic, numpy default_rng({SEED + 2})",
+        "test_accuracy": float((pred[0].argmax(axis=1) == y_te[0]).mean()),
+        "classes": ["none", "mostly_low_tokens", "high_signal"],
+    }
+
+
 MODELS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "wine": make_wine,
     "branches": make_branches,
@@ -244,6 +287,7 @@ MODELS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "sequence_lstm": make_sequence_lstm,
     "sequence_gru": make_sequence_gru,
     "embedding": make_embedding,
+    "multi_io": make_multi_io,
 }
 
 
@@ -256,13 +300,25 @@ def build(name: str) -> dict[str, Any]:
     keras.utils.set_random_seed(SEED)
     info = MODELS[name](d)
     model: keras.Model = info.pop("model")
-    x = info.pop("x")
-    x = x.astype(np.int32) if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32)
-    y = np.asarray(model.predict(x, verbose=0), dtype=np.float32)
-    assert y.ndim == 2, y.shape
+    xs = info.pop("x")
+    xs = [xs] if isinstance(xs, np.ndarray) else xs
+    xs = [x.astype(np.int32) if np.issubdtype(x.dtype, np.integer) else x.astype(np.float32) for x in xs]
+    ys = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    ys = [np.asarray(y, dtype=np.float32) for y in (ys if isinstance(ys, (list, tuple)) else [ys])]
+    assert all(y.ndim == 2 for y in ys), [y.shape for y in ys]
     model.save(d / "model.keras")
     keras_to_tfjs(model, d)
-    np.savez(d / "golden.npz", x=x, y=y)
+    x, y = xs[0], ys[0]
+    if len(xs) == 1 and len(ys) == 1:
+        np.savez(d / "golden.npz", x=x, y=y)
+    else:  # named: x_<input>, y_<output>
+        names_in = [t.name.split(":")[0] for t in model.inputs]
+        np.savez(d / "golden.npz", **{f"x_{n}": v for n, v in zip(names_in, xs, strict=True)},
+                 **{f"y_{n}": v for n, v in zip(model.output_names, ys, strict=True)})
+        info["inputs"] = [{"name": n, "shape": [None, *v.shape[1:]], "dtype": str(v.dtype)}
+                          for n, v in zip(names_in, xs, strict=True)]
+        info["outputs"] = [{"name": n, "shape": [None, *v.shape[1:]], "dtype": "float32"}
+                           for n, v in zip(model.output_names, ys, strict=True)]
     ref = {
         "name": name,
         "description": info.pop("description"),

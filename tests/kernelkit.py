@@ -55,12 +55,13 @@ var __kk = {
 class KernelRunner:
     """One kernel set loaded in ``engine`` over a fresh linear memory of ``heap_bytes``."""
 
-    def __init__(self, engine: Engine, kind: str, heap_bytes: int = 32 << 20):
+    def __init__(self, engine: Engine, kind: str, heap_bytes: int = 32 << 20, module: str = "kernels.wasm"):
         self.engine = engine
         self.kind = kind
+        self.module = module
         engine.exec(_HARNESS, filename="kernelkit.js")
         if kind == "wasm":
-            engine.put_array("__kk_bytes", np.frombuffer((COMPILED / "kernels.wasm").read_bytes(), dtype=np.uint8))
+            engine.put_array("__kk_bytes", np.frombuffer((COMPILED / module).read_bytes(), dtype=np.uint8))
             base = engine.eval(f"__kk.initWasm(__kk_bytes, {heap_bytes >> 16})")
         elif kind == "es5":
             engine.eval_file(COMPILED / "kernels_es5.js")

@@ -71,7 +71,7 @@ def test_third_party_backend_registers_and_is_selectable() -> None:
     with create_engine("loudv8") as engine:
         assert isinstance(engine, LoudV8) and engine.eval("6 * 7") == 42
     assert any(i.name == "loudv8" and i.available for i in available_backends())
-    with pytest.raises(TypeError):
+    with pytest.raises(jsengine_ml.InputError):
         register_backend("bad", object)  # type: ignore[arg-type]
 
 

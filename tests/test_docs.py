@@ -35,7 +35,7 @@ def test_readme_has_python_snippets() -> None:
 
 @pytest.mark.parametrize("where,code", README_BLOCKS, ids=[w for w, _ in README_BLOCKS])
 def test_readme_snippet_runs(where: str, code: str, tmp_path: Path) -> None:
-    for name in ("wine",):
+    for name in ("wine", "multi_io"):
         shutil.copytree(reference_models_dir() / name, tmp_path / name)
     script = tmp_path / "snippet.py"
     script.write_text(code, encoding="utf-8")

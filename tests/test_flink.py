@@ -126,6 +126,7 @@ if __name__ == "__main__":
 
 pyflink = pytest.importorskip("pyflink", reason="PyFlink not installed (pip install 'jsengine-ml[flink]')")
 
+from jsengine_ml.errors import CapabilityError  # noqa: E402
 from jsengine_ml.testing import WINE_DIR, numpy_wine_predict, wine_stream  # noqa: E402
 
 pytestmark = pytest.mark.flink
@@ -221,7 +222,7 @@ def test_flink_scoring_and_hot_update(mode: str, tmp_path: Path) -> None:
 def test_thread_mode_refuses_in_process_v8_only() -> None:
     from jsengine_ml.flink import check_execution_mode
 
-    with pytest.raises(RuntimeError, match=r"thread mode.*isolation='process'"):
+    with pytest.raises(CapabilityError, match=r"thread mode.*isolation='process'"):
         check_execution_mode("v8", {"python.execution-mode": "thread"})
     check_execution_mode("v8", {"python.execution-mode": "thread"}, isolation="process")
     check_execution_mode("v8", {"python.execution-mode": "process"})

@@ -1,8 +1,11 @@
-"""The WebAssembly kernel set (jsengine_ml/compiled/kernels.wasm) against the numpy oracles.
+"""The WebAssembly kernel sets (jsengine_ml/compiled/kernels.wasm and kernels_relaxed.wasm) against the
+numpy oracles.
 
 Every kernel of abi.KERNELS runs in V8 (mini-racer) through tests/kernelkit.py on seeded random
 data, edge shapes and NaN / +-inf inputs, and is compared with tests/kernel_oracle.py (float64).
-Outputs are written between guard zones, so a kernel writing outside its output fails too.
+Outputs are written between guard zones, so a kernel writing outside its output fails too. Every
+test that runs a kernel runs once per module: the relaxed-SIMD build fuses the multiply-adds (FMA),
+which rounds differently but must meet the same tolerances.
 """
 
 from __future__ import annotations
@@ -36,12 +39,26 @@ SENTINEL = -7777.0
 GUARD = 8  # floats of guard zone on each side of an output (32 bytes keeps 16-byte alignment)
 
 
+MODULES = ("kernels.wasm", "kernels_relaxed.wasm")
+HEAP_BYTES = 64 << 20
+
+# A minimal module with one f32x4.relaxed_madd: WebAssembly.validate(RELAXED_SIMD_PROBE) tells whether
+# an engine can run kernels_relaxed.wasm (what an executor checks before choosing it).
+RELAXED_SIMD_PROBE = bytes.fromhex(
+    "0061736d01000000"  # magic, version 1
+    "01080160037b7b7b017b"  # type section: (v128, v128, v128) -> v128
+    "03020100"  # function section: one function of type 0
+    "0a0d010b00200020012002fd85020b"  # code: local.get 0 1 2; f32x4.relaxed_madd; end
+)
+
+
 # ---------------------------------------------------------------------------------------------- harness
-@pytest.fixture(scope="module")
-def runner():
+@pytest.fixture(scope="module", params=MODULES)
+def runner(request):
     engine = create_engine("v8")
     try:
-        kr = KernelRunner(engine, "wasm", heap_bytes=64 << 20)
+        kr = KernelRunner(engine, "wasm", heap_bytes=HEAP_BYTES, module=request.param)
+        kr.module = request.param
         kr.base = kr.next
         yield kr
     finally:
@@ -133,13 +150,27 @@ def test_exports_match_abi(kr):
         assert info["arity"][name] == len(args), name
 
 
+def test_modules_differ_by_relaxed_simd(kr):
+    """kernels_relaxed.wasm holds f32x4.relaxed_madd (0xfd 0x85 0x02); the probe validates in V8 and
+    is what the relaxed module needs (a copy with the opcode changed to a reserved one does not)."""
+    data = (COMPILED / kr.module).read_bytes()
+    relaxed_madd = bytes.fromhex("fd8502")
+    if kr.module == "kernels_relaxed.wasm":
+        assert data.count(relaxed_madd) >= 8
+    reserved = RELAXED_SIMD_PROBE.replace(relaxed_madd, bytes.fromhex("fdff03"))
+    for probe, valid in ((RELAXED_SIMD_PROBE, True), (reserved, False)):
+        kr.engine.put_array("__kk_probe", np.frombuffer(probe, dtype=np.uint8))
+        assert kr.engine.eval("WebAssembly.validate(__kk_probe)") is valid
+    assert kr.engine.eval("WebAssembly.validate(__kk_bytes)") is True
+
+
 def test_header_is_generated_from_abi():
     assert (COMPILED / "wasm" / "abi.h").read_text(encoding="utf-8") == abi.header()
 
 
 def test_build_check():
-    """kernels.wasm and wasm/abi.h are what scripts/build_wasm.py builds from the sources (a different
-    ziglang version fails here with the pip command that installs the pinned one)."""
+    """kernels.wasm, kernels_relaxed.wasm and wasm/abi.h are what scripts/build_wasm.py builds from the
+    sources (a different ziglang version fails here with the pip command that installs the pinned one)."""
     try:
         importlib.metadata.version("ziglang")
     except importlib.metadata.PackageNotFoundError:
@@ -155,6 +186,11 @@ DENSE_SHAPES = [
     (7, 13, 64), (9, 17, 3), (13, 33, 20), (33, 64, 3), (4, 0, 5), (10, 5, 1), (11, 12, 15),
     (9, 200, 200),  # weights larger than one cache block of panels
     (1000, 13, 64),
+    # a last panel of at most 4 columns (k >= 8) goes through the dot-product kernels
+    (7, 8, 1), (6, 9, 2), (5, 40, 4), (17, 64, 12), (50, 256, 10), (11, 30, 3),
+    (3, 2000, 3),  # too many weights to transpose on the stack: panel kernel
+    # k <= 16: tiles of 4 rows copied to a static buffer, one kernel per k
+    (8, 16, 16), (9, 15, 8), (12, 14, 5), (4, 11, 9), (5, 6, 24), (4, 2, 3), (6, 1, 17),
 ]
 CLAMPS = [(-INF, INF), (0.0, INF), (0.0, 6.0), (-0.5, 0.5)]
 
@@ -171,10 +207,11 @@ def test_dense(kr, m, k, n):
         assert_close(y.read(), oracle.dense(x, kernel, bias, lo, hi))
 
 
+@pytest.mark.parametrize("n", [13, 3, 10])
 @pytest.mark.parametrize("lo,hi", [(-INF, INF), (0.0, INF)])
-def test_dense_nan_inf(kr, lo, hi):
-    rng = rng_for("dense-nan", lo)
-    m, k, n = 11, 10, 13
+def test_dense_nan_inf(kr, lo, hi, n):
+    rng = rng_for("dense-nan", lo, n)
+    m, k = 11, 10
     x = f32(rng.standard_normal((m, k)))
     x[1, 3] = np.nan
     x[4, 0] = np.inf
@@ -182,6 +219,7 @@ def test_dense_nan_inf(kr, lo, hi):
     x[8, 2] = np.inf
     x[8, 5] = -np.inf  # +inf and -inf in one row: NaN wherever both weights are nonzero
     kernel = f32(rng.standard_normal((k, n)))
+    kernel[0, 0] = abs(kernel[0, 0]) + 0.5  # x[4, 0] = +inf gives +inf in column 0
     bias = f32(rng.standard_normal(n))
     y = Out(kr, (m, n))
     call(kr, "dense", kr.alloc(x), kr.alloc(abi.pack_dense(kernel, bias)), y.addr, m, k, n, lo, hi)
@@ -213,6 +251,14 @@ CONV_CASES = [
     (1, 8, 8, 2, 3, 3, 11, (1, 1), (2, 2), "valid"),
     (2, 5, 7, 1, 3, 3, 4, (1, 1), (1, 1), "same"),
     (1, 9, 9, 1, 3, 3, 9, (2, 2), (1, 1), "same"),
+    # the direct convolution: batch remainders, several blocks of samples, several runs of pixels
+    (5, 6, 6, 1, 3, 3, 8, (1, 1), (1, 1), "same"),
+    (6, 4, 4, 8, 3, 3, 16, (1, 1), (1, 1), "same"),
+    (70, 8, 8, 1, 3, 3, 8, (1, 1), (1, 1), "same"),
+    (2, 12, 12, 2, 5, 3, 4, (1, 1), (1, 1), "same"),
+    (2, 1, 300, 1, 1, 3, 5, (1, 1), (1, 1), "same"),
+    (3, 7, 7, 3, 3, 3, 6, (2, 2), (2, 2), "same"),
+    (1, 20, 20, 1, 17, 17, 3, (1, 1), (1, 2), "same"),  # 289 taps a pixel: the im2col fallback
 ]
 
 
@@ -321,6 +367,13 @@ POOL_CASES = [
     (1, 1, 12, 5, (1, 3), (1, 2), "same"),  # 1-D pooling
     (1, 4, 4, 8, (4, 4), (4, 4), "valid"),
     (1, 3, 3, 2, (5, 5), (1, 1), "same"),  # window larger than the input
+    # 2 x 2 max windows over channels in f32x4: all samples in one run, one run a row
+    (3, 8, 8, 8, (2, 2), (2, 2), "valid"),
+    (2, 9, 9, 4, (2, 2), (3, 3), "valid"),
+    (2, 7, 7, 4, (2, 2), (2, 2), "same"),
+    (2, 9, 10, 8, (2, 2), (2, 2), "same"),
+    (1, 5, 5, 4, (2, 2), (1, 1), "valid"),
+    (2, 8, 8, 6, (2, 2), (2, 2), "valid"),
 ]
 
 
@@ -352,6 +405,26 @@ def test_pool2d_nan_inf(kr, mode):
     call(kr, "pool2d", kr.alloc(x), y.addr, 1, 6, 6, 5, 3, 3, 2, 2, pad, pad, out_h, out_h, abi.POOL_CODES[mode])
     ref = oracle.pool2d(x, (3, 3), (2, 2), (pad, pad), (out_h, out_h), mode)
     assert np.isnan(ref).sum() >= 2
+    assert_close(y.read(), ref)
+
+
+@pytest.mark.parametrize("case", [(3, 8, 8, 8, "valid"), (2, 7, 7, 4, "same")], ids=str)
+def test_pool2d_2x2_nan_inf(kr, case):
+    batch, in_h, in_w, c, padding = case
+    rng = rng_for("pool2x2-nan", case)
+    x = f32(rng.standard_normal((batch, in_h, in_w, c)) - 5)
+    x[0, 0, 0, 0] = np.nan  # first of its window
+    x[0, 1, 1, 1] = np.nan  # last of its window
+    x[0, 2, 3, 2] = np.nan
+    x[1, 2, 3, 2] = np.inf
+    x[1, 4, 4, 3] = -np.inf
+    x[batch - 1, in_h - 1, in_w - 1, c - 1] = np.nan  # a clipped window at the bottom right for "same"
+    out_h, out_w, pad_top, pad_left = conv_geometry(in_h, in_w, 2, 2, (2, 2), (1, 1), padding)
+    y = Out(kr, (batch, out_h, out_w, c))
+    call(kr, "pool2d", kr.alloc(x), y.addr, batch, in_h, in_w, c, 2, 2, 2, 2, pad_top, pad_left, out_h, out_w,
+         abi.POOL_CODES["max"])
+    ref = oracle.pool2d(x, (2, 2), (2, 2), (pad_top, pad_left), (out_h, out_w), "max")
+    assert np.isnan(ref).sum() >= 4
     assert_close(y.read(), ref)
 
 
@@ -445,7 +518,9 @@ def test_bad_arguments_return_a_status(kr):
 SOFTMAX_SHAPES = [(1, 1, 1), (3, 10, 1), (2, 7, 1), (4, 3, 5), (2, 9, 2), (1, 17, 3), (5, 4, 8), (2, 33, 1),
                   (3, 1, 6), (0, 4, 1),
                   # short rows go four at a time, the rest (and long rows) one at a time
-                  (9, 3, 1), (8, 16, 1), (6, 17, 1), (13, 1, 1), (7, 5, 1)]
+                  (9, 3, 1), (8, 16, 1), (6, 17, 1), (13, 1, 1), (7, 5, 1),
+                  # 2, 3 and 10 columns have their own code; rows read as vectors except the last group's
+                  (13, 10, 1), (8, 10, 1), (4, 3, 1), (12, 3, 1), (17, 2, 1), (5, 2, 1), (9, 4, 1)]
 
 
 @pytest.mark.parametrize("log", [0, 1])
@@ -475,6 +550,23 @@ def test_softmax_nan_inf(kr, log, inner):
     x[4, :, 0] = -1e30
     y = Out(kr, x.shape)
     call(kr, "softmax", kr.alloc(x), y.addr, 5, 6, inner, log)
+    with np.errstate(invalid="ignore"):
+        ref = oracle.softmax(x, bool(log))
+    assert_close(y.read(), ref)
+
+
+@pytest.mark.parametrize("log", [0, 1])
+@pytest.mark.parametrize("cols", [2, 3, 10])
+def test_softmax_short_rows_nan_inf(kr, log, cols):
+    x = f32(rng_for("softmax-short-nan", log, cols).standard_normal((14, cols, 1)) * 4)
+    x[1, cols - 1, 0] = np.nan
+    x[2, 0, 0] = np.inf
+    x[5, :, 0] = -np.inf
+    x[6, 1, 0] = -np.inf
+    x[9, :, 0] = 1e30
+    x[12, 0, 0] = np.nan  # in the last group of four
+    y = Out(kr, x.shape)
+    call(kr, "softmax", kr.alloc(x), y.addr, 14, cols, 1, log)
     with np.errstate(invalid="ignore"):
         ref = oracle.softmax(x, bool(log))
     assert_close(y.read(), ref)

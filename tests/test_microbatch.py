@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from jsengine_ml.errors import InputError
+from jsengine_ml.errors import EngineClosedError, InputError
 from jsengine_ml.microbatch import MicroBatcher, RecordResult
 
 
@@ -100,7 +100,7 @@ def test_close_scores_everything_already_submitted_and_refuses_more():
     futs = mb.submit_many(np.arange(40, dtype=np.float32).reshape(10, 4))
     mb.close()
     assert [f.result(timeout=10)[1] for f in futs] == [float(4 * i) for i in range(10)]
-    with pytest.raises(RuntimeError):
+    with pytest.raises(EngineClosedError, match="closed"):
         mb.submit([0, 0, 0, 0])
     mb.close()  # idempotent
 
@@ -140,13 +140,13 @@ def test_factory_errors_raise_from_the_constructor():
 
 def test_real_engine_matches_a_batch_predict():
     from jsengine_ml.backends import available_backends
-    from jsengine_ml.bench import REF_DIR, NumpyModel
+    from jsengine_ml.testing import WINE_DIR, numpy_wine_predict
 
     names = [b.name for b in available_backends() if b.available and b.name in ("v8", "quickjs")]
     if not names:
         pytest.skip("no v8/quickjs backend")
     rows = np.random.default_rng(1).standard_normal((300, 13)).astype(np.float32)
-    with MicroBatcher(path=str(REF_DIR / "wine"), backend=names[0], max_batch=128, max_delay_s=0.002) as mb:
+    with MicroBatcher(path=str(WINE_DIR), backend=names[0], max_batch=128, max_delay_s=0.002) as mb:
         futs = mb.submit_many(rows)
         got = np.stack([f.result(timeout=60) for f in futs])
-    assert np.abs(got - NumpyModel.from_dir(REF_DIR / "wine").predict(rows)).max() <= 1e-4
+    assert np.abs(got - numpy_wine_predict(WINE_DIR, rows)).max() <= 1e-4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 import jsengine_ml
 from jsengine_ml import InputError, ModelError
-from jsengine_ml.conformance.model_suite import golden, reference_models_dir
+from jsengine_ml.conformance.model_suite import REFERENCE_MODELS, golden, golden_named, reference_models_dir
 from jsengine_ml.model import load
 
 WINE = reference_models_dir() / "wine"
@@ -58,15 +59,23 @@ def test_no_tensor_leak_across_predictions(engine) -> None:
         assert wine.tensors_in_engine() == before
 
 
+#: What each built-in backend's models must report (facts about the engines, not copies of capabilities()).
+ENGINE_FACTS = {"v8": ("V8", "wasm"), "quickjs": ("QuickJS", "es5"), "duktape": ("Duktape", "es5")}
+
+
 def test_metadata_describes_model_and_engine(wine, engine) -> None:
     md = wine.metadata
     assert md.input_shape == (None, 13) and md.output_shape == (None, 3)
     assert md.n_features == 13 and md.n_outputs == 3 and md.kind == "tfjs-layers"
-    assert md.backend == engine.name and md.engine == engine.capabilities().engine
+    assert [(a.name, a.shape, a.dtype) for a in md.inputs] == [("features", (None, 13), "float32")]
+    assert [(a.name, a.shape) for a in md.outputs] == [("probs", (None, 3))]
+    engine_name, kernels = ENGINE_FACTS[engine.name]
+    assert md.backend == engine.name and md.engine == engine_name
+    assert re.match(r"(bundled with quickjs )?\d+\.\d+", md.engine_version), md.engine_version
     if wine.runtime == "tfjs":
         assert md.extra["tfjs"] == "4.22.0"
     else:
-        assert md.extra["kernels"] == ("wasm" if engine.capabilities().webassembly else "es5")
+        assert md.extra["kernels"] == kernels
 
 
 @pytest.mark.parametrize(
@@ -238,3 +247,53 @@ def test_kernels_runtime_is_an_alias_of_compiled() -> None:
 def test_unknown_runtime_is_refused_clearly() -> None:
     with pytest.raises(InputError, match="runtime must be one of 'auto', 'compiled', 'tfjs', got 'nope'"):
         load(WINE, runtime="nope")
+
+
+def test_token_ids_outside_the_vocabulary_are_refused_by_position(engine) -> None:
+    x, y = golden("embedding")
+    with load(reference_models_dir() / "embedding", engine=engine) as model:
+        bad = x.copy()
+        bad[3, 5] = 40  # the vocabulary is [0, 40)
+        with pytest.raises(InputError, match=r"token id 40 at row 3, column 5 is outside the vocabulary \[0, 40\)"):
+            model.predict(bad)
+        bad[3, 5] = -1
+        with pytest.raises(InputError, match="token id -1 at row 3"):
+            model.predict(bad)
+        np.testing.assert_allclose(model.predict(x), y, atol=1e-5)
+
+
+def test_bundle_without_a_declared_width_learns_it_from_the_first_batch(engine, tmp_path) -> None:
+    bundle = tmp_path / "sum.js"
+    bundle.write_text("function predict(rows) { return rows.map(function (r) {"
+                      " return [r.reduce(function (a, b) { return a + b; }, 0)]; }); }")
+    with load(bundle, engine=engine) as model:  # no n_features: the first batch fixes the width
+        assert model.metadata.inputs[0].shape == (None, None)
+        np.testing.assert_allclose(model.predict(np.ones((2, 5), np.float32)), [[5], [5]])
+        assert model.metadata.inputs[0].shape == (None, 5) and model.metadata.n_outputs == 1
+        with pytest.raises(InputError, match=r"rows have 4 columns.*takes 5"):
+            model.predict(np.ones((2, 4), np.float32))
+        np.testing.assert_allclose(model.predict(np.arange(10, dtype=np.float32).reshape(2, 5)), [[10], [35]])
+
+
+@pytest.mark.parametrize("rows", [np.ones((2, 13), np.bool_), np.ones((2, 13), np.float16)], ids=["bool", "float16"])
+def test_bool_and_float16_inputs_are_refused_with_the_conversion_to_make(wine, rows) -> None:
+    with pytest.raises(InputError, match=r"dtype (bool|float16).*astype\(np.float32\)"):
+        wine.predict(rows)
+
+
+@pytest.mark.parametrize("name", REFERENCE_MODELS)
+def test_compiled_batches_spanning_several_row_slices_match_keras(name: str, engine) -> None:
+    """Big batches run in row slices (runtime.js); rows far past the first slice are still right."""
+    inputs, outputs = golden_named(name) if name == "multi_io" else ({"x": golden(name)[0]}, {"y": golden(name)[1]})
+    with load(reference_models_dir() / name, engine=engine, runtime="compiled") as model:
+        info = json.loads(engine.call("__jsml.compiled.info", model._model_id))
+        rows = 3 * int(info["sliceRows"]) + 5
+        given = len(next(iter(inputs.values())))
+        order = np.random.default_rng(0).integers(0, given, rows)  # not periodic in the slice length
+        feeds = {k: v[order] for k, v in inputs.items()}
+        if name == "multi_io":
+            got = model.run(feeds)
+        else:
+            got = {"y": model.predict(feeds["x"])}
+        for key, want in outputs.items():
+            np.testing.assert_allclose(got[key], want[order], atol=1e-5, err_msg=f"{name} output {key}")

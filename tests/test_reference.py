@@ -828,7 +828,10 @@ _CASE_BUILDERS = [
     _merge_cases,
     _reshape_cases,
 ]
-_TESTED_ELSEWHERE = {"erfc"}  # test_erfc_matches_math_erfc
+_TESTED_ELSEWHERE = {
+    "erfc",  # test_erfc_matches_math_erfc
+    "forward", "apply_layer",  # whole models: test_compiled_layers.py, test_converter_fixtures.py
+}
 
 
 # --------------------------------------------------------------------------------------------

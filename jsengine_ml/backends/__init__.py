@@ -9,13 +9,14 @@ A third-party backend subclasses :class:`jsengine_ml.engine.Engine` and register
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from dataclasses import dataclass
 from importlib import metadata
 
 from ..engine import Capabilities, Engine
-from ..errors import BackendUnavailableError, JSEngineMLError
+from ..errors import BackendUnavailableError, InputError, JSEngineMLError
 
 ENTRY_POINT_GROUP = "jsengine_ml.backends"
 ENV_VAR = "JSENGINE_ML_BACKEND"
@@ -43,14 +44,20 @@ class BackendInfo:
 def register_backend(name: str, engine_class: type[Engine]) -> None:
     """Register an engine class under ``name`` at run time (entry points do this declaratively)."""
     if not (isinstance(engine_class, type) and issubclass(engine_class, Engine)):
-        raise TypeError(f"{engine_class!r} is not a subclass of jsengine_ml.engine.Engine")
+        raise InputError(f"{engine_class!r} is not a subclass of jsengine_ml.engine.Engine")
     _registered[name] = engine_class
+
+
+@functools.cache
+def _entry_points() -> tuple[tuple[str, str], ...]:
+    """Backends declared by installed distributions (scanning them costs milliseconds: once per process)."""
+    return tuple((ep.name, ep.value) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _known() -> dict[str, str | type[Engine]]:
     known: dict[str, str | type[Engine]] = dict(BUILTIN)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        known.setdefault(ep.name, ep.value)
+    for name, value in _entry_points():
+        known.setdefault(name, value)
     known.update(_registered)
     return known
 

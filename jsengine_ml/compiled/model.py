@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..engine import Engine
-from ..errors import ModelError
-from ..model import DenseMatrixModel, ModelMetadata
+from ..errors import InputError
+from ..model import DenseMatrixModel, ModelMetadata, NodeArg
 from .plan import Plan
 
 _ids = itertools.count(1)
@@ -37,7 +37,9 @@ def ensure_runtime(engine: Engine) -> str:
     caps = engine.capabilities()
     engine.exec(_package_file("runtime.js").decode("utf-8"), filename="jsengine_ml/compiled/runtime.js")
     if caps.webassembly:
-        engine.put_array("__jsml_wasm", np.frombuffer(_package_file("kernels.wasm"), dtype=np.uint8))
+        # The same kernels built with relaxed SIMD (FMA) where the engine has it: ~1.2-1.4x faster.
+        module = "kernels_relaxed.wasm" if engine.eval("__jsml.compiled.relaxedSimd()") else "kernels.wasm"
+        engine.put_array("__jsml_wasm", np.frombuffer(_package_file(module), dtype=np.uint8))
         if engine.eval("(function(){var ok=__jsml.compiled.init(__jsml_wasm);"
                        "delete globalThis.__jsml_wasm;return ok})()"):
             return "wasm"
@@ -58,14 +60,24 @@ class CompiledModel(DenseMatrixModel):
         self._inputs: list[np.ndarray] = []
         self._outputs: list[np.ndarray] = []
 
+    def _validate_input(self, rows: Any, arg: NodeArg) -> np.ndarray:
+        matrix = super()._validate_input(rows, arg)
+        vocab = next(p.vocab for p in self.plan.inputs if p.name == arg.name)
+        if vocab is not None and matrix.size and (matrix.min() < 0 or matrix.max() >= vocab):
+            r, c = map(int, np.argwhere((matrix < 0) | (matrix >= vocab))[0])
+            where = f"input {arg.name!r}" if len(self.plan.inputs) > 1 else self.metadata.source
+            raise InputError(
+                f"{where}: token id {int(matrix[r, c])} at row {r}, column {c} is outside the vocabulary "
+                f"[0, {vocab}) of the model's Embedding"
+            )
+        return matrix
+
     def _reserve(self, rows: int) -> None:
         """Make room for ``rows`` rows in the engine and (zero-copy) map the model's memory again."""
         self._inputs, self._outputs = [], []  # views on the old memory die first
         target = max(rows, min(2 * self._capacity, self.max_batch_rows))
         info = json.loads(self.engine.call("__jsml.compiled.reserve", self._model_id, target))
         self._capacity = int(info["capacity"])
-        if not self._zero_copy:
-            return
         memory = self.engine.map_buffer(f"__jsml.compiled.buffer({self._model_id})")
         for ports, offsets, views in ((self.plan.inputs, info["inputs"], self._inputs),
                                       (self.plan.outputs, info["outputs"], self._outputs)):
@@ -73,15 +85,16 @@ class CompiledModel(DenseMatrixModel):
                 width = int(np.prod(port.shape))
                 views.append(np.ndarray((self._capacity, width), dtype=port.dtype, buffer=memory, offset=offset))
 
-    def _predict_chunk(self, chunk: np.ndarray) -> np.ndarray:
-        n = chunk.shape[0]
+    def _run_chunk(self, chunk: list[np.ndarray]) -> list[np.ndarray]:
         if not self._zero_copy:
-            return super()._predict_chunk(chunk)
+            return super()._run_chunk(chunk)
+        n = chunk[0].shape[0]
         if n > self._capacity or not self._inputs:
             self._reserve(n)
-        self._inputs[0][:n] = chunk.reshape(n, -1)
+        for view, matrix in zip(self._inputs, chunk, strict=True):
+            view[:n] = matrix
         self.engine.call("__jsml.compiled.run", self._model_id, n)
-        return self._outputs[0][:n].copy()
+        return [view[:n].copy() for view in self._outputs]
 
     def close(self) -> None:
         self._inputs, self._outputs = [], []
@@ -91,11 +104,6 @@ class CompiledModel(DenseMatrixModel):
 def load_plan(engine: Engine, plan: Plan, metadata: dict[str, Any], *, owns_engine: bool,
               max_batch_rows: int) -> CompiledModel:
     """Load ``plan`` into ``engine`` and return the model (``metadata``: ModelMetadata fields)."""
-    if len(plan.inputs) != 1 or len(plan.outputs) != 1:
-        raise ModelError(
-            f"{metadata['source']}: the model has {len(plan.inputs)} inputs and {len(plan.outputs)} outputs; "
-            f"predict() scores one input to one output"
-        )
     caps = engine.capabilities()
     kernels = ensure_runtime(engine)
     model_id = next(_ids)
@@ -106,12 +114,14 @@ def load_plan(engine: Engine, plan: Plan, metadata: dict[str, Any], *, owns_engi
         f"{json.dumps(kernels == 'wasm')},{json.dumps(not caps.jit)});delete globalThis.{slot};return r}})()",
         filename="<compiled-load>",
     ))
-    (inp,), (out,) = plan.inputs, plan.outputs
+    inputs = tuple(NodeArg(p.name, (None, *p.shape), p.dtype) for p in plan.inputs)
+    outputs = tuple(NodeArg(p.name, (None, *p.shape), p.dtype) for p in plan.outputs)
     md = ModelMetadata(
         kind=metadata["kind"], source=metadata["source"], version=metadata.get("version"),
-        input_shape=(None, *inp.shape), output_shape=(None, *out.shape), input_dtype=inp.dtype,
-        output_dtype=out.dtype, backend=caps.backend, engine=caps.engine, engine_version=caps.engine_version,
+        input_shape=inputs[0].shape, output_shape=outputs[0].shape, input_dtype=inputs[0].dtype,
+        output_dtype=outputs[0].dtype, backend=caps.backend, engine=caps.engine, engine_version=caps.engine_version,
         extra={"runtime": "compiled", "kernels": loaded["kernels"], "ops": loaded["ops"],
                "weight_bytes": len(plan.weights), **metadata.get("extra", {})},
+        inputs=inputs, outputs=outputs,
     )
     return CompiledModel(engine, plan, md, model_id, owns_engine=owns_engine, max_batch_rows=max_batch_rows)

@@ -5,12 +5,17 @@ plus one blob of weights packed for the kernels. It is made once, at load time; 
 per batch with no allocation. Shapes are static except the batch: a slot holds ``per_row``
 elements per batch row (plus ``fixed`` elements), and a kernel argument may be ``n * k``.
 
+The engine runs a big batch in row slices (each op over the slice's rows, then the next slice), so
+activations stay in cache: model inputs and outputs (``io`` slots) hold every row of the batch and
+each slice reads and writes its own rows of them; every other slot holds one slice and is reused.
+
 Layers outside :data:`SUPPORTED` (or configurations the kernels do not cover) raise
 :class:`UnsupportedModelError`, which ``runtime="auto"`` turns into a fallback to tfjs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,10 +59,14 @@ class UnsupportedModelError(ModelError):
 
 @dataclass(frozen=True)
 class Slot:
-    """A buffer: ``per_row`` elements per batch row plus ``fixed`` elements, 4 bytes each."""
+    """A buffer: ``per_row`` elements per batch row plus ``fixed`` elements, 4 bytes each.
+
+    ``io``: a model input or output, holding all rows of a batch (others hold one row slice).
+    """
 
     per_row: int
     fixed: int = 0
+    io: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,12 +84,16 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Port:
-    """A model input or output: name, shape without batch, dtype and its slot."""
+    """A model input or output: name, shape without batch, dtype and its slot.
+
+    ``vocab``: for token-id inputs (read by Embedding layers), ids must lie in ``[0, vocab)``.
+    """
 
     name: str
     shape: tuple[int, ...]
     dtype: str
     slot: int
+    vocab: int | None = None
 
 
 @dataclass
@@ -108,7 +121,7 @@ class Plan:
             "abi": 1,
             "name": self.name,
             "weightBytes": len(self.weights),
-            "slots": [[s.per_row, s.fixed] for s in self.slots],
+            "slots": [[s.per_row, s.fixed, int(s.io)] for s in self.slots],
             "inputs": [_port_json(p) for p in self.inputs],
             "outputs": [_port_json(p) for p in self.outputs],
             "ops": [[op.kernel, [_arg_json(a) for a in op.args], op.layer] for op in self.ops],
@@ -121,10 +134,15 @@ def _port_json(port: Port) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _At:
-    """Address of a (virtual) slot plus a byte offset."""
+    """Address of a (virtual) slot plus a byte offset.
+
+    ``stride``: elements per batch row by which a row slice moves the address: the tensor's row size
+    in an ``io`` slot, 0 in the others (they hold the current slice only). Set by :func:`_allocate`.
+    """
 
     slot: int
     add: int = 0
+    stride: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,13 +159,15 @@ class _Rows:
 
 def _arg_json(arg: Any) -> Any:
     if isinstance(arg, _At):
-        return ["s", arg.slot, arg.add]
+        return ["s", arg.slot, arg.add, arg.stride]
     if isinstance(arg, _Weight):
         return ["w", arg.offset]
     if isinstance(arg, _Rows):
         return ["n", arg.mult]
-    if isinstance(arg, float) and not math.isfinite(arg):
-        return ["f", "nan" if math.isnan(arg) else ("inf" if arg > 0 else "-inf")]
+    if isinstance(arg, float):
+        if not math.isfinite(arg):
+            return ["f", "nan" if math.isnan(arg) else ("inf" if arg > 0 else "-inf")]
+        return float(np.float32(arg))  # the kernels take float32: both kernel sets see the same value
     return arg
 
 
@@ -265,17 +285,17 @@ class _Compiler:
     def compile(self) -> Plan:
         graph = self.graph
         inputs = []
-        int_inputs = self._embedding_inputs()
+        vocabs = self._token_inputs()
         for spec in graph.inputs:
             if any(d is None for d in spec.shape):
                 raise UnsupportedModelError(
                     f"{self.source}: input {spec.name!r} has shape {list(spec.shape)}; the compiled runtime needs "
                     f"every dimension but the batch fixed"
                 )
-            dtype = "int32" if spec.dtype == "int32" or spec.name in int_inputs else "float32"
+            dtype = "int32" if spec.name in vocabs else "float32"
             t = self.new(tuple(int(d) for d in spec.shape), dtype)  # type: ignore[arg-type]
             self.tensors[(spec.ref.layer, 0, 0)] = t
-            inputs.append(Port(spec.name, t.shape, dtype, t.slot))
+            inputs.append(Port(spec.name, t.shape, dtype, t.slot, vocabs.get(spec.name)))
         for call in graph.calls:
             self.layer = call.layer
             ins = [self.tensor(ref) for ref in call.inputs]
@@ -298,10 +318,27 @@ class _Compiler:
             layers=[c.class_name for c in graph.calls],
         )
 
-    def _embedding_inputs(self) -> set[str]:
-        """Model inputs read directly by an Embedding: their ids travel as int32."""
+    def _token_inputs(self) -> dict[str, int]:
+        """Model inputs read only by Embedding layers -> the smallest vocabulary among them.
+
+        Their ids travel as int32; every other input travels as float32 (Keras casts integer inputs
+        of other layers to floats). An input read by both kinds is not supported.
+        """
+        vocabs: dict[str, int] = {}
+        others: set[str] = set()
+        for call in self.graph.calls:
+            for ref in call.inputs:
+                if call.class_name == "Embedding":
+                    vocab = int(call.config.get("input_dim", 0))
+                    vocabs[ref.layer] = min(vocabs.get(ref.layer, vocab), vocab)
+                else:
+                    others.add(ref.layer)
         names = {s.name for s in self.graph.inputs}
-        return {ref.layer for c in self.graph.calls if c.class_name == "Embedding" for ref in c.inputs} & names
+        mixed = set(vocabs) & others & names
+        if mixed:
+            raise UnsupportedModelError(f"{self.source}: input {sorted(mixed)[0]!r} feeds an Embedding and other "
+                                        f"layers; the compiled runtime needs token inputs to feed Embeddings only")
+        return {name: vocab for name, vocab in vocabs.items() if name in names}
 
     def tensor(self, ref: TensorRef) -> Tensor:
         key = (ref.layer, ref.node, ref.index)
@@ -800,9 +837,12 @@ def _allocate(ops: list[Op], slots: list[Slot], inputs: list[Port],
               outputs: list[Port]) -> tuple[list[Op], list[Slot], list[Port]]:
     """Map virtual slots (one per tensor or scratch) onto fewer buffers by liveness.
 
-    A buffer is reused once the last op reading its tensor has run; buffers grow to the largest
-    tensor they hold. Inputs are live from the start, outputs to the end.
+    Model inputs and outputs get buffers of their own (``io``): a batch runs in row slices, and rows
+    of later slices are still to be read (inputs) or already written (outputs) while a slice runs.
+    Other buffers are reused once the last op reading their tensor has run; they grow to the
+    largest tensor they hold.
     """
+    io = {p.slot for p in (*inputs, *outputs)}
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for i, op in enumerate(ops):
@@ -810,36 +850,36 @@ def _allocate(ops: list[Op], slots: list[Slot], inputs: list[Port],
             if isinstance(arg, _At):
                 first.setdefault(arg.slot, i)
                 last[arg.slot] = i
-    for port in inputs:
-        first[port.slot] = -1
-        last.setdefault(port.slot, -1)
-    for port in outputs:
-        first.setdefault(port.slot, -1)
-        last[port.slot] = len(ops)
-    physical: list[list[int]] = []  # [per_row, fixed]
-    free: list[int] = []
+    physical: list[Slot] = []
     mapping: dict[int, int] = {}
+    for v in sorted(io):
+        mapping[v] = len(physical)
+        physical.append(Slot(slots[v].per_row, slots[v].fixed, io=True))
+    free: list[int] = []
     releases: dict[int, list[int]] = {}
-    for v in sorted(first, key=lambda s: (first[s], s)):
+    for v in sorted((s for s in first if s not in io), key=lambda s: (first[s], s)):
         start = first[v]
         for step in sorted(k for k in releases if k < start):
             free.extend(releases.pop(step))
         slot = slots[v]
         if free:
             # Prefer a buffer already large enough, else the largest one (it grows).
-            fits = [p for p in free if physical[p][0] >= slot.per_row and physical[p][1] >= slot.fixed]
-            choice = min(fits, key=lambda p: physical[p][0]) if fits else max(free, key=lambda p: physical[p][0])
+            fits = [p for p in free if physical[p].per_row >= slot.per_row and physical[p].fixed >= slot.fixed]
+            width = lambda p: physical[p].per_row  # noqa: E731
+            choice = min(fits, key=width) if fits else max(free, key=width)
             free.remove(choice)
-            physical[choice] = [max(physical[choice][0], slot.per_row), max(physical[choice][1], slot.fixed)]
+            held = physical[choice]
+            physical[choice] = Slot(max(held.per_row, slot.per_row), max(held.fixed, slot.fixed))
         else:
-            physical.append([slot.per_row, slot.fixed])
+            physical.append(slot)
             choice = len(physical) - 1
         mapping[v] = choice
         releases.setdefault(last[v], []).append(choice)
-    new_ops = [Op(op.kernel, [_At(mapping[a.slot], a.add) if isinstance(a, _At) else a for a in op.args], op.layer)
+    new_ops = [Op(op.kernel, [_At(mapping[a.slot], a.add, slots[a.slot].per_row if a.slot in io else 0)
+                              if isinstance(a, _At) else a for a in op.args], op.layer)
                for op in ops]
-    ports = [Port(p.name, p.shape, p.dtype, mapping[p.slot]) for p in (*inputs, *outputs)]
-    return new_ops, [Slot(p, f) for p, f in physical], ports
+    ports = [dataclasses.replace(p, slot=mapping[p.slot]) for p in (*inputs, *outputs)]
+    return new_ops, physical, ports
 
 
 def compile_graph(graph: Graph, source: str = "model") -> Plan:

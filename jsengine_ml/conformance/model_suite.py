@@ -9,6 +9,7 @@ Inherit it like the engine suite::
 
 from __future__ import annotations
 
+import json
 from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,13 +27,30 @@ def reference_models_dir() -> Path:
     return Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models")))
 
 
-REFERENCE_MODELS = sorted(p.name for p in reference_models_dir().iterdir() if (p / "golden.npz").is_file())
+def _is_layers_model(folder: Path) -> bool:
+    model_json = folder / "model.json"
+    return (folder / "golden.npz").is_file() and model_json.is_file() and json.loads(
+        model_json.read_text(encoding="utf-8")).get("format", "layers-model") == "layers-model"
+
+
+#: The TF.js Layers reference models (one folder each, with Keras goldens).
+REFERENCE_MODELS = sorted(p.name for p in reference_models_dir().iterdir() if _is_layers_model(p))
+#: Those with one input and one output (bundles and ``predict()`` take those).
+SINGLE_IO_MODELS = [n for n in REFERENCE_MODELS if "x" in np.load(reference_models_dir() / n / "golden.npz")]
 
 
 def golden(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of a one-input, one-output reference model, rows flattened."""
     data = np.load(reference_models_dir() / name / "golden.npz")
     x, y = data["x"], data["y"]
     return x.reshape(len(x), -1), y.reshape(len(y), -1)
+
+
+def golden_named(name: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(inputs, outputs) by name of a reference model with several inputs or outputs (``x_<name>``, ``y_<name>``)."""
+    data = np.load(reference_models_dir() / name / "golden.npz")
+    return ({k[2:]: data[k] for k in data.files if k.startswith("x_")},
+            {k[2:]: data[k] for k in data.files if k.startswith("y_")})
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +60,7 @@ def reference_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[st
 
     out = tmp_path_factory.mktemp("bundles")
     bundles = {}
-    for name in REFERENCE_MODELS:
+    for name in SINGLE_IO_MODELS:
         for runtime in BUNDLE_RUNTIMES:
             try:
                 bundles[(name, runtime)] = write_bundle(
@@ -70,11 +88,17 @@ class ModelConformance:
             pytest.skip(str(exc))
 
     def _check(self, model: Any, name: str) -> float:
-        x, y = golden(name)
         with model:
-            out = model.predict(x)
-            assert out.shape == y.shape and out.dtype == np.float32
-            error = float(np.abs(out - y).max())
+            if name in SINGLE_IO_MODELS:
+                x, y = golden(name)
+                out = model.predict(x)
+                assert out.shape == y.shape and out.dtype == np.float32
+                error = float(np.abs(out - y).max())
+            else:
+                feeds, expected = golden_named(name)
+                outs = model.run(feeds)
+                assert list(outs) == list(expected), (list(outs), list(expected))
+                error = max(float(np.abs(outs[k] - v).max()) for k, v in expected.items())
         assert error <= TOLERANCE, f"{name}: max abs error {error:.3g} > {TOLERANCE}"
         return error
 
@@ -102,7 +126,7 @@ class ModelConformance:
         self._check(model, name)
 
     @pytest.mark.parametrize("runtime", BUNDLE_RUNTIMES)
-    @pytest.mark.parametrize("name", REFERENCE_MODELS)
+    @pytest.mark.parametrize("name", SINGLE_IO_MODELS)
     def test_reference_model_bundle_matches_keras(
         self, backend_name: str, name: str, runtime: str, reference_bundles: dict[tuple[str, str], Path]
     ) -> None:

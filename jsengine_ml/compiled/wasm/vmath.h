@@ -3,7 +3,7 @@
  * exp: Cody-Waite range reduction x = n*ln2 + t (|t| <= ln2/2, n from the magic-bias rounding
  * trick as in XNNPACK), e^t - 1 = t + t^2*P(t) with a degree-4 P fitted for minimal relative error
  * (Lawson-weighted least squares: 1.2e-7 on P, ~1.5e-8 on e^t), times 2^n. Three variants:
- *   f32x4_exp            full range: 2^n applied as two factors, so overflow gives +inf and
+ *   f32x4_exp(_k)        full range: 2^n applied as two factors, so overflow gives +inf and
  *                        underflow subnormals, then 0 (softmax, softplus, gelu, mish);
  *   f32x4_expm1_clamped  e^x - 1 with full relative precision near 0 (tanh, elu, selu);
  *   f32x4_exp_clamped    one factor, for sigmoid, where results under 2^-126 do not matter.
@@ -13,6 +13,9 @@
  * The negative tail of gelu / gelu_tanh is x * (a tiny factor e^(-u^2)...): the rounding of the
  * exponent's argument (u^2 ~ 8 at x = -4) gives relative errors up to ~2e-5 there, absolute
  * errors below 1.1e-7 everywhere. NaN and +-inf inputs give what the numpy oracle gives.
+ * kernels_relaxed.wasm evaluates P with fused multiply-adds (VMADD): the same maxima (elu 0.9 ulp
+ * instead of 1.0). The _k variants take the constants from an exp_consts loaded once per kernel
+ * call (hoisted out of its loops).
  */
 #ifndef JSML_VMATH_H
 #define JSML_VMATH_H
@@ -42,6 +45,13 @@
 #define VCLAMP_LO(x, lo) wasm_f32x4_pmax((x), (lo))
 #define VCLAMP_HI(x, hi) wasm_f32x4_pmin((x), (hi))
 #define VSEL(if_true, if_false, mask) wasm_v128_bitselect((if_true), (if_false), (mask))
+/* a * b + c: one fused multiply-add (relaxed SIMD, kernels_relaxed.wasm: x64 FMA3 where the CPU has
+ * it, else mul + add) or an exact mul then add (kernels.wasm). */
+#ifdef JSML_RELAXED_SIMD
+#define VMADD(a, b, c) wasm_f32x4_relaxed_madd((a), (b), (c))
+#else
+#define VMADD(a, b, c) VADD(VMUL((a), (b)), (c))
+#endif
 
 /* (e^t - 1 - t) / t^2 on |t| <= ln2/2, degree 4. */
 #define EXP_C0 0x1.000000p-1f
@@ -50,64 +60,97 @@
 #define EXP_C3 0x1.120B1Cp-7f
 #define EXP_C4 0x1.6C69F2p-10f
 
-/* e^t - 1 for |t| <= ~ln2/2, to full relative precision near 0. */
-JSML_INLINE v128_t f32x4_expm1_reduced(v128_t vt) {
-  v128_t vp = VADD(VMUL(VCONST(EXP_C4), vt), VCONST(EXP_C3));
-  vp = VADD(VMUL(vp, vt), VCONST(EXP_C2));
-  vp = VADD(VMUL(vp, vt), VCONST(EXP_C1));
-  vp = VADD(VMUL(vp, vt), VCONST(EXP_C0));
-  return VADD(VMUL(VMUL(vt, vt), vp), vt);
+/* The constants of exp, held in values (registers or native stack slots) by a kernel that loads
+ * them once, before its loop: inside a loop each VCONST is a load from linear memory (with a
+ * bounds check where the engine has no trap handler) at every use. */
+typedef struct {
+  v128_t lo, hi, log2e, magic, ln2_hi, ln2_lo, c0, c1, c2, c3, c4, one, two;
+  v128_t magic_s, m1_lo, m1_hi, s_lo; /* the one-factor variants: expm1_clamped, exp_clamped */
+} exp_consts;
+
+JSML_INLINE exp_consts exp_consts_load(void) {
+  exp_consts k;
+  k.lo = VCONST(-104.0f);
+  k.hi = VCONST(89.0f);
+  k.log2e = VCONST(0x1.715476p+0f);
+  k.magic = VCONST(0x1.8p23f);
+  k.ln2_hi = VCONST(0x1.62E400p-1f); /* 15 significant bits: n * ln2_hi is exact */
+  k.ln2_lo = VCONST(0x1.7F7D1Cp-20f);
+  k.c0 = VCONST(EXP_C0);
+  k.c1 = VCONST(EXP_C1);
+  k.c2 = VCONST(EXP_C2);
+  k.c3 = VCONST(EXP_C3);
+  k.c4 = VCONST(EXP_C4);
+  k.one = VCONST(1.0f);
+  k.two = VCONST(2.0f);
+  k.magic_s = VCONST(0x1.8000FEp23f); /* its low mantissa bits hold 127 + n */
+  k.m1_lo = VCONST(-17.5f);
+  k.m1_hi = VCONST(88.0f);
+  k.s_lo = VCONST(-0x1.5D589Ep+6f);
+  return k;
 }
 
-/* Range reduction shared by exp and expm1: returns t, writes n (int32 lanes). */
-JSML_INLINE v128_t f32x4_exp_reduce(v128_t vx, v128_t* vn_out) {
-  const v128_t vmagic = VCONST(0x1.8p23f);
-  v128_t vn = VADD(VMUL(vx, VCONST(0x1.715476p+0f)), vmagic);
-  *vn_out = wasm_i32x4_sub(vn, vmagic); /* bits(magic + n) - bits(magic) = n */
-  vn = VSUB(vn, vmagic);
-  v128_t vt = VSUB(vx, VMUL(vn, VCONST(0x1.62E400p-1f))); /* exact: ln2_hi has 15 significant bits */
-  return VSUB(vt, VMUL(vn, VCONST(0x1.7F7D1Cp-20f)));
+/* e^t - 1 for |t| <= ~ln2/2, to full relative precision near 0. */
+JSML_INLINE v128_t f32x4_expm1_reduced_k(v128_t vt, const exp_consts* k) {
+  v128_t vp = VMADD(k->c4, vt, k->c3); /* Horner, fused in kernels_relaxed.wasm */
+  vp = VMADD(vp, vt, k->c2);
+  vp = VMADD(vp, vt, k->c1);
+  vp = VMADD(vp, vt, k->c0);
+  return VMADD(VMUL(vt, vt), vp, vt);
 }
 
 JSML_INLINE v128_t f32x4_pow2i(v128_t vn) { /* 2^n for int32 lanes n in [-126, 127] */
   return wasm_i32x4_shl(wasm_i32x4_add(vn, wasm_i32x4_splat(127)), 23);
 }
 
-/* e^x: +inf for x > 88.73, 0 for x < -103.98 (subnormals between), NaN for NaN. */
-JSML_INLINE v128_t f32x4_exp(v128_t vx) {
-  vx = VCLAMP_HI(VCLAMP_LO(vx, VCONST(-104.0f)), VCONST(89.0f)); /* n in [-150, 129] */
-  v128_t vn;
-  v128_t vt = f32x4_exp_reduce(vx, &vn);
-  v128_t vn1 = wasm_i32x4_shr(vn, 1);
-  v128_t vn2 = wasm_i32x4_sub(vn, vn1); /* n1, n2 in [-75, 65]: both 2^n normal */
-  v128_t vp = VADD(f32x4_expm1_reduced(vt), VCONST(1.0f));
+/* e^x: +inf for x > 88.73, 0 for x < -103.98 (subnormals between), NaN for NaN. Cody-Waite
+ * reduction x = n ln2 + t; 2^n applied as two factors 2^n1 2^n2 (n1, n2 in [-75, 65]: both
+ * normal), so that overflow gives +inf and underflow subnormals, then 0. */
+JSML_INLINE v128_t f32x4_exp_k(v128_t vx, const exp_consts* k) {
+  vx = VCLAMP_HI(VCLAMP_LO(vx, k->lo), k->hi); /* n in [-150, 129] */
+  v128_t vn = VADD(VMUL(vx, k->log2e), k->magic);
+  const v128_t vni = wasm_i32x4_sub(vn, k->magic); /* bits(magic + n) - bits(magic) = n */
+  vn = VSUB(vn, k->magic);
+  v128_t vt = VSUB(vx, VMUL(vn, k->ln2_hi));
+  vt = VSUB(vt, VMUL(vn, k->ln2_lo));
+  const v128_t vn1 = wasm_i32x4_shr(vni, 1);
+  const v128_t vn2 = wasm_i32x4_sub(vni, vn1);
+  const v128_t vp = VADD(f32x4_expm1_reduced_k(vt, k), k->one);
   return VMUL(VMUL(vp, f32x4_pow2i(vn1)), f32x4_pow2i(vn2));
+}
+
+JSML_INLINE v128_t f32x4_exp(v128_t vx) {
+  const exp_consts k = exp_consts_load();
+  return f32x4_exp_k(vx, &k);
 }
 
 /* e^x - 1 for x in [-17.5, 88] (clamped: -1 below, finite above), NaN for NaN; full relative
  * precision near 0: e^x - 1 = s (e^t - 1) + (s - 1) with s = 2^n, s - 1 exact. */
-JSML_INLINE v128_t f32x4_expm1_clamped(v128_t vx) {
-  const v128_t vmagic = VCONST(0x1.8000FEp23f); /* its low mantissa bits hold 127 + n */
-  vx = VCLAMP_HI(VCLAMP_LO(vx, VCONST(-17.5f)), VCONST(88.0f));
-  v128_t vn = VADD(VMUL(vx, VCONST(0x1.715476p+0f)), vmagic);
+JSML_INLINE v128_t f32x4_expm1_clamped_k(v128_t vx, const exp_consts* k) {
+  vx = VCLAMP_HI(VCLAMP_LO(vx, k->m1_lo), k->m1_hi);
+  v128_t vn = VADD(VMUL(vx, k->log2e), k->magic_s);
   const v128_t vs = wasm_i32x4_shl(vn, 23); /* 2^n, n in [-25, 127] */
-  vn = VSUB(vn, vmagic);
-  v128_t vt = VSUB(vx, VMUL(vn, VCONST(0x1.62E400p-1f)));
-  vt = VSUB(vt, VMUL(vn, VCONST(0x1.7F7D1Cp-20f)));
-  return VADD(VMUL(vs, f32x4_expm1_reduced(vt)), VSUB(vs, VCONST(1.0f)));
+  vn = VSUB(vn, k->magic_s);
+  v128_t vt = VSUB(vx, VMUL(vn, k->ln2_hi));
+  vt = VSUB(vt, VMUL(vn, k->ln2_lo));
+  return VADD(VMUL(vs, f32x4_expm1_reduced_k(vt, k)), VSUB(vs, k->one));
+}
+
+JSML_INLINE v128_t f32x4_expm1_clamped(v128_t vx) {
+  const exp_consts k = exp_consts_load();
+  return f32x4_expm1_clamped_k(vx, &k);
 }
 
 /* e^x for a result that only matters when it is not tiny: x clamped to [-87.33, 89], so results
  * below 2^-126 come out as ~2^-126, and above FLT_MAX as +inf (2^128 is inf's bit pattern). */
-JSML_INLINE v128_t f32x4_exp_clamped(v128_t vx) {
-  const v128_t vmagic = VCONST(0x1.8000FEp23f);
-  vx = VCLAMP_HI(VCLAMP_LO(vx, VCONST(-0x1.5D589Ep+6f)), VCONST(89.0f));
-  v128_t vn = VADD(VMUL(vx, VCONST(0x1.715476p+0f)), vmagic);
+JSML_INLINE v128_t f32x4_exp_clamped_k(v128_t vx, const exp_consts* k) {
+  vx = VCLAMP_HI(VCLAMP_LO(vx, k->s_lo), k->hi);
+  v128_t vn = VADD(VMUL(vx, k->log2e), k->magic_s);
   const v128_t vs = wasm_i32x4_shl(vn, 23); /* 2^n, n in [-126, 128] */
-  vn = VSUB(vn, vmagic);
-  v128_t vt = VSUB(vx, VMUL(vn, VCONST(0x1.62E400p-1f)));
-  vt = VSUB(vt, VMUL(vn, VCONST(0x1.7F7D1Cp-20f)));
-  return VMUL(vs, VADD(f32x4_expm1_reduced(vt), VCONST(1.0f))); /* s = inf: inf, not inf - inf */
+  vn = VSUB(vn, k->magic_s);
+  v128_t vt = VSUB(vx, VMUL(vn, k->ln2_hi));
+  vt = VSUB(vt, VMUL(vn, k->ln2_lo));
+  return VMUL(vs, VADD(f32x4_expm1_reduced_k(vt, k), k->one)); /* s = inf: inf, not inf - inf */
 }
 
 /* log(x) (musl's logf reduction and polynomial, vectorized): -inf at 0, NaN below 0 and for NaN,
@@ -145,14 +188,14 @@ JSML_INLINE v128_t f32x4_log1p_nonneg(v128_t vu) {
 
 /* 1 / (1 + e^-x): relative precision everywhere (no cancellation on either side); e^-x overflows to
  * inf for x < -88.7 (result 0) and is irrelevant below 2^-126 (result 1). */
-JSML_INLINE v128_t f32x4_sigmoid(v128_t vx) {
-  return VDIV(VCONST(1.0f), VADD(VCONST(1.0f), f32x4_exp_clamped(wasm_f32x4_neg(vx))));
+JSML_INLINE v128_t f32x4_sigmoid_k(v128_t vx, const exp_consts* k) {
+  return VDIV(k->one, VADD(k->one, f32x4_exp_clamped_k(wasm_f32x4_neg(vx), k)));
 }
 
 /* tanh(x) = m / (m + 2), m = e^(2x) - 1: full relative precision near 0, -1 and 1 at the ends. */
-JSML_INLINE v128_t f32x4_tanh(v128_t vx) {
-  const v128_t vm = f32x4_expm1_clamped(VADD(vx, vx));
-  return VDIV(vm, VADD(vm, VCONST(2.0f)));
+JSML_INLINE v128_t f32x4_tanh_k(v128_t vx, const exp_consts* k) {
+  const v128_t vm = f32x4_expm1_clamped_k(VADD(vx, vx), k);
+  return VDIV(vm, VADD(vm, k->two));
 }
 
 /* log(1 + e^x) = max(x, 0) + log1p(e^-|x|) */
