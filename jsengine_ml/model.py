@@ -371,6 +371,9 @@ def load(
     if not path.exists():
         raise ModelError(f"{path}: no such model file or folder")
     loader = load_bundle if path.suffix in (".js", ".mjs", ".cjs") else load_layers
+    if loader is load_bundle and "runtime" in options:
+        raise InputError(f"{path}: runtime= applies to model.json artifacts; a bundle carries its runtime "
+                         f"(chosen when it was written: jsengine-ml bundle --runtime ...)")
     return loader(path, backend, engine=engine, version=version, warmup=warmup,
                   max_batch_rows=max_batch_rows, **options)
 

@@ -297,3 +297,14 @@ def test_compiled_batches_spanning_several_row_slices_match_keras(name: str, eng
             got = {"y": model.predict(feeds["x"])}
         for key, want in outputs.items():
             np.testing.assert_allclose(got[key], want[order], atol=1e-5, err_msg=f"{name} output {key}")
+
+
+def test_unknown_options_are_input_errors_naming_what_is_accepted(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"unknown engine option\(s\) \['time_limt'\].*'time_limit'"):
+        load(WINE, BACKENDS[0], time_limt=1.0)
+    bundle = tmp_path / "wine.js"
+    from jsengine_ml.bundle import write_bundle
+
+    write_bundle(WINE, bundle)
+    with pytest.raises(InputError, match=r"runtime= applies to model\.json artifacts; a bundle carries its runtime"):
+        load(bundle, BACKENDS[0], runtime="compiled")

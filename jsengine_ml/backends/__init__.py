@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import os
 from dataclasses import dataclass
 from importlib import metadata
@@ -129,4 +130,21 @@ def create_engine(backend: str | None = None, *, isolation: str | None = None, *
     if resolve_isolation(isolation) == "process":
         engine_class = isolated_class(engine_class)
         engine_class.check_available()
+    _check_options(engine_class, options)
     return engine_class(**options)  # type: ignore[arg-type]
+
+
+def _check_options(engine_class: type[Engine], options: dict[str, object]) -> None:
+    """Unknown engine options are an :class:`InputError` naming the ones the engine takes."""
+    accepted: list[str] = []
+    for cls in engine_class.__mro__:  # an __init__ taking **options passes them up the chain
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(vars(cls)["__init__"]).parameters.values()
+        accepted += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InputError(f"unknown engine option(s) {unknown} for backend {engine_class.name!r}; "
+                         f"engine options are {accepted}")
