@@ -105,7 +105,8 @@ PYTHON_PROBES = {
     "predict-this": "note('predict-this', reach(self_))",
     "caller": "var c = HostileModel.predict.caller; note('caller', c ? reach(c) : 'absent')",
     "arguments": "note('arguments', reachAll(args_))",
-    "prototypes": "note('prototypes', reachAll([Object.prototype, Function.prototype, Array.prototype, Error.prototype]))",
+    "prototypes": ("note('prototypes',"
+                   " reachAll([Object.prototype, Function.prototype, Array.prototype, Error.prototype]))"),
     "promise-job": "Promise.resolve(1).then(function () { note('promise-job', reach(this)); })",
     "timer": "setTimeout(function () { note('timer', reach(this)); }, 0)",
 }
