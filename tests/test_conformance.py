@@ -31,3 +31,11 @@ class TestQuickJSHostile(HostileConformance):
 
 class TestDuktapeHostile(HostileConformance):
     backend = "duktape"
+
+
+class TestSpiderMonkeyConformance(EngineConformance):
+    backend = "spidermonkey"
+
+
+class TestSpiderMonkeyHostile(HostileConformance):
+    backend = "spidermonkey"

@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "v8": "jsengine_ml.backends.v8:V8Engine",
     "quickjs": "jsengine_ml.backends.quickjs:QuickJSEngine",
     "duktape": "jsengine_ml.backends.duktape:DuktapeEngine",
+    "spidermonkey": "jsengine_ml.backends.spidermonkey:SpiderMonkeyEngine",
 }
 _registered: dict[str, type[Engine]] = {}
 

@@ -107,7 +107,10 @@ ENGINE_FINGERPRINTS = {
     "Duktape": "typeof Duktape === 'object' && typeof Duktape.version === 'number'",
     "V8": "typeof Error.captureStackTrace === 'function' && typeof WebAssembly === 'object'",
     "QuickJS": "typeof Duktape === 'undefined' && /^function push\\(\\) \\{\\n    \\[native code\\]\\n\\}$/"
-    ".test(String([].push))",
+    ".test(String([].push)) && typeof new Error().columnNumber !== 'number'",
+    # SpiderMonkey's errors carry fileName/lineNumber/columnNumber and its stack frames read name@file:line:col.
+    "SpiderMonkey": "typeof new Error().columnNumber === 'number' && typeof new Error().fileName === 'string'"
+    " && typeof WebAssembly === 'object'",
 }
 
 
@@ -910,7 +913,36 @@ class EngineConformance:
         yield name
         backends._registered.pop(name, None)
 
-    def test_thread_local_engine_gives_each_thread_its_own_engine(self, _registered_name):
+    def test_main_thread_only_engines_refuse_other_threads_naming_isolation(self, _available_class, caps):
+        """A binding that runs JavaScript on the main thread only (caps.main_thread_only) refuses to
+        create or adopt an engine elsewhere, saying isolation="process" is the way out."""
+        if not caps.main_thread_only:
+            pytest.skip(f"{caps.backend} engines may live on any thread")
+        assert threading.current_thread() is threading.main_thread()
+        engine = _available_class()
+        outcome: list[BaseException | None] = []
+
+        def other() -> None:
+            for attempt in (_available_class, engine.adopt):
+                try:
+                    attempt()
+                    outcome.append(None)
+                except BaseException as exc:
+                    outcome.append(exc)
+
+        worker = threading.Thread(target=other, name="loader")
+        worker.start()
+        worker.join(30)
+        try:
+            assert len(outcome) == 2 and all(isinstance(e, WrongThreadError) for e in outcome), outcome
+            assert all('isolation="process"' in str(e) and "loader" in str(e) for e in outcome)
+            _assert_usable(engine)  # the refused adopt() left it with its owner
+        finally:
+            engine.close()
+
+    def test_thread_local_engine_gives_each_thread_its_own_engine(self, _registered_name, caps):
+        if caps.main_thread_only:
+            pytest.skip(f"{caps.backend} runs on the main thread only (see the main-thread-only case)")
         name = _registered_name
         pool = ThreadLocalEngine(name, setup=lambda e: e.eval("function scale(a, s, k) { var o = new Float32Array"
                                                               "(a.length); for (var i = 0; i < a.length; i++)"
