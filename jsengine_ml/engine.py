@@ -193,6 +193,8 @@ def as_transfer_array(value: Any, *, what: str = "array") -> np.ndarray:
 
 def _args_json(expression: str, args: tuple[Any, ...]) -> str:
     """JSON for call()/transform() arguments; NaN/Infinity are refused (engines' JSON.parse rejects them)."""
+    if all(type(a) is int for a in args):  # the per-batch calls (model id, row count): no encoder needed
+        return "[" + ",".join(map(str, args)) + "]"
     try:
         return json.dumps(list(args), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -435,11 +437,10 @@ class Engine(ABC):
         if threading.current_thread() is threading.main_thread() or not self.capabilities().main_thread_only:
             return
         raise WrongThreadError(
-            f"the {self.name} engine runs JavaScript on the main thread only "
-            f"({self.capabilities().thread_rule}), and this is thread {threading.current_thread().name!r}. "
-            f'Create and use it on the main thread, or pass isolation="process" to run it in a supervised '
-            f"worker process that any thread may use (hot swap and micro-batchers load and run models on "
-            f"threads of their own)."
+            f"the {self.name} engine runs JavaScript on the main thread only, and this is thread "
+            f"{threading.current_thread().name!r}. Create and use it on the main thread, or leave isolation "
+            f'unset (engines created off the main thread then run isolated) or pass isolation="process" to run '
+            f"it in a supervised worker process that any thread may use."
         )
 
     def _check_thread(self) -> None:

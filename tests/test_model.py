@@ -60,7 +60,8 @@ def test_no_tensor_leak_across_predictions(engine) -> None:
 
 
 #: What each built-in backend's models must report (facts about the engines, not copies of capabilities()).
-ENGINE_FACTS = {"v8": ("V8", "wasm"), "quickjs": ("QuickJS", "es5"), "duktape": ("Duktape", "es5")}
+ENGINE_FACTS = {"v8": ("V8", "wasm"), "quickjs": ("QuickJS", "es5"), "duktape": ("Duktape", "es5"),
+                "spidermonkey": ("SpiderMonkey", "wasm")}
 
 
 def test_metadata_describes_model_and_engine(wine, engine) -> None:
@@ -71,7 +72,7 @@ def test_metadata_describes_model_and_engine(wine, engine) -> None:
     assert [(a.name, a.shape) for a in md.outputs] == [("probs", (None, 3))]
     engine_name, kernels = ENGINE_FACTS[engine.name]
     assert md.backend == engine.name and md.engine == engine_name
-    assert re.match(r"(bundled with quickjs )?\d+\.\d+", md.engine_version), md.engine_version
+    assert re.match(r"(bundled with quickjs )?\d+(\.\d+| \(mozjs-)", md.engine_version), md.engine_version
     if wine.runtime == "tfjs":
         assert md.extra["tfjs"] == "4.22.0"
     else:

@@ -12,12 +12,16 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 
 from ..engine import Capabilities, Engine
 from ..errors import BackendUnavailableError, InputError, JSEngineMLError
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "jsengine_ml.backends"
 ENV_VAR = "JSENGINE_ML_BACKEND"
@@ -128,7 +132,15 @@ def create_engine(backend: str | None = None, *, isolation: str | None = None, *
     from ..isolation import isolated_class, resolve_isolation
 
     engine_class = get_backend(backend)
-    if resolve_isolation(isolation) == "process":
+    mode = resolve_isolation(isolation)
+    if (mode == "none" and isolation is None and threading.current_thread() is not threading.main_thread()
+            and engine_class.capabilities().main_thread_only):
+        # Hot-swap loaders, micro-batchers and thread-local engines create engines on their own
+        # threads: a main-thread-only binding serves them from a worker process instead.
+        log.info("%s runs on the main thread only: the engine created on thread %r runs isolated",
+                 engine_class.name, threading.current_thread().name)
+        mode = "process"
+    if mode == "process":
         engine_class = isolated_class(engine_class)
         engine_class.check_available()
     _check_options(engine_class, options)
