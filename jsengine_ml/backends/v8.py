@@ -22,6 +22,7 @@ compiles every kernel with TurboFan on first use, ~10-30 ms per engine at load.)
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import queue
@@ -29,7 +30,7 @@ import re
 import threading
 from functools import lru_cache
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,6 @@ class V8Engine(Engine):
 
     name = "v8"
     backend_script = "v8.js"
-    expected_failures: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def check_available(cls) -> None:
@@ -286,7 +286,10 @@ class V8Engine(Engine):
         self._closed = True
         self._direct = None
         self._console_flag = np.zeros(1, dtype="<i4")
-        _abandoned.append(self._racer)  # keeps the context object alive: no teardown at collection
+        # Never freed, not even when the interpreter exits and clears this module: mini-racer's
+        # teardown of the context would wait for the job forever (the process would not exit).
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._racer))
+        _abandoned.append(self._racer)
         _LIVE_ENGINES.discard(self)
 
     def _close(self) -> None:
