@@ -110,6 +110,18 @@ class Capabilities:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class KnownBug:
+    """A conformance case a backend fails because of its binding, declared by the backend."""
+
+    #: The suite case's function name (all its parametrizations), e.g. ``"test_atob_btoa"``.
+    test: str
+    #: What the case raises on this backend (AssertionError when a check fails).
+    raises: type[BaseException]
+    #: Why: the binding's behaviour, in a sentence.
+    reason: str
+
+
 @functools.cache
 def read_shim(name: str) -> str:
     """Return the source of a shim shipped in ``jsengine_ml/shims``."""
@@ -227,9 +239,10 @@ class Engine(ABC):
     name: ClassVar[str] = ""
     #: A ``.js`` file next to the backend's module, evaluated after the shims (its data path).
     backend_script: ClassVar[str | None] = None
-    #: Conformance cases this backend is known to fail: fnmatch pattern on the test name -> reason.
-    #: ``jsengine_ml.conformance.EngineConformance`` runs the matching cases as strict xfails.
-    expected_failures: ClassVar[dict[str, str]] = {}
+    #: Bugs of the binding that conformance cases catch, each naming its case exactly (what the
+    #: engine cannot do belongs in :meth:`capabilities` instead). ``EngineConformance`` runs those
+    #: cases as strict xfails of the declared exception type, and fails if a name matches no case.
+    known_bugs: ClassVar[tuple[KnownBug, ...]] = ()
 
     # ------------------------------------------------------------------ backend primitives
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, Capabilities, Engine, tag_string
+from ..engine import DTYPE_CODES, Capabilities, Engine, KnownBug, tag_string
 from ..errors import BackendUnavailableError, CapabilityError, JSEngineMLError, JSError
 from ._reports import error_from_report, with_filename
 
@@ -30,16 +30,14 @@ class DuktapeEngine(Engine):
 
     name = "duktape"
     backend_script = "duktape.js"
-    expected_failures: ClassVar[dict[str, str]] = {
-        "test_an_undefined_completion_value_is_none*": (
-            "dukpy encodes a script's value with duk_json_encode, which gives '{}' for undefined (and for "
-            "functions): eval() cannot tell undefined from an empty object (call() and settle() can)"
-        ),
-        "test_thrown_non_error_value_is_named_in_the_message*": (
-            "dukpy reports only the .stack of what was thrown, which a primitive lacks: the value arrives "
-            "as 'undefined'"
-        ),
-    }
+    known_bugs: ClassVar[tuple[KnownBug, ...]] = (
+        KnownBug("test_an_undefined_completion_value_is_none", AssertionError,
+                 "dukpy encodes a script's value with duk_json_encode, which gives '{}' for undefined (and for "
+                 "functions): eval() cannot tell undefined from an empty object (call() and settle() can)"),
+        KnownBug("test_thrown_non_error_value_is_named_in_the_message", AssertionError,
+                 "dukpy reports only the .stack of what was thrown, which a primitive lacks: the value arrives "
+                 "as 'undefined'"),
+    )
 
     @classmethod
     def check_available(cls) -> None:

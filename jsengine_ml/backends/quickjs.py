@@ -22,7 +22,7 @@ import re
 import time
 from functools import lru_cache
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +40,6 @@ class QuickJSEngine(Engine):
 
     name = "quickjs"
     backend_script = "quickjs.js"
-    expected_failures: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def check_available(cls) -> None:

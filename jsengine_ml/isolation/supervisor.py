@@ -608,7 +608,7 @@ def isolated_class(engine_class: type[Engine]) -> type[IsolatedEngine]:
     return type(f"Isolated{engine_class.__name__}", (IsolatedEngine,), {
         "inner_class": engine_class,
         "name": engine_class.name,
-        "expected_failures": dict(engine_class.expected_failures),
+        "known_bugs": engine_class.known_bugs,
         "__module__": __name__,
         "__doc__": f"{engine_class.__name__} in a supervised worker process.",
     })
