@@ -105,6 +105,10 @@ class Capabilities:
     memory_limit_scope: str | None = None
     #: Whether the engine runs in a supervised worker process (``isolation="process"``).
     isolated: bool = False
+    #: Whether the binding runs JavaScript on the main thread only (pythonmonkey): engines are then
+    #: created and adopted there only (:class:`WrongThreadError` elsewhere); threads that load or
+    #: batch models (hot swap, micro-batchers) need ``isolation="process"``.
+    main_thread_only: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,6 +205,8 @@ def as_transfer_array(value: Any, *, what: str = "array") -> np.ndarray:
 
 def _args_json(expression: str, args: tuple[Any, ...]) -> str:
     """JSON for call()/transform() arguments; NaN/Infinity are refused (engines' JSON.parse rejects them)."""
+    if all(type(a) is int for a in args):  # the per-batch calls (model id, row count): no encoder needed
+        return "[" + ",".join(map(str, args)) + "]"
     try:
         return json.dumps(list(args), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -365,6 +371,7 @@ class Engine(ABC):
         self._resources: dict[str, int] = {}
         self.entry_path: str | None = None  # where load_bundle found the entry point
         self._check_limits(time_limit, memory_limit, heap_only_limit)
+        self._check_main_thread()
         self._open(time_limit, memory_limit)
         try:
             self._start()
@@ -433,8 +440,21 @@ class Engine(ABC):
         hand-off itself must be ordered (a queue, a lock or ``Thread.join``) so that the two threads
         never use the engine at the same time. Adopting a closed engine is allowed (and pointless).
         """
+        if not self._closed:
+            self._check_main_thread()
         self._owner = threading.get_ident()
         self._owner_name = threading.current_thread().name
+
+    def _check_main_thread(self) -> None:
+        """Refuse to create or adopt the engine off the main thread where the binding needs it."""
+        if threading.current_thread() is threading.main_thread() or not self.capabilities().main_thread_only:
+            return
+        raise WrongThreadError(
+            f"the {self.name} engine runs JavaScript on the main thread only, and this is thread "
+            f"{threading.current_thread().name!r}. Create and use it on the main thread, or leave isolation "
+            f'unset (engines created off the main thread then run isolated) or pass isolation="process" to run '
+            f"it in a supervised worker process that any thread may use."
+        )
 
     def _check_thread(self) -> None:
         if threading.get_ident() != self._owner:

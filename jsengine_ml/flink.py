@@ -28,8 +28,11 @@ instance, not per key.
 
 Records: by default an input element is ``(key, features)`` (a tuple or list whose second item is a
 sequence of floats) or a string ``"key,f1,f2,..."``; the output is the string
-``"key,version,class"`` (strings are far cheaper to collect than tuples). Pass ``parse=`` /
-``emit=`` (picklable callables) to change that.
+``"key,version,class"`` (strings are far cheaper to collect than tuples). A model with several
+named inputs takes records with several named fields: ``(key, {"numeric": [...], "tokens": [...]})``
+or the JSON string ``{"key": ..., "numeric": [...], "tokens": [...]}``; they are scored with
+``model.run`` and the output is ``"key,version,{"<output>": [...], ...}"`` (the outputs as JSON).
+Pass ``parse=`` / ``emit=`` (picklable callables) to change that.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CapabilityError
+from .errors import CapabilityError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -231,15 +234,22 @@ def subtask_index(runtime_context: Any) -> int:
 
 # ---------------------------------------------------------------------- record codecs
 def parse_record(value: Any) -> tuple[Any, Any]:
-    """Default parser: ``(key, features)`` or ``"key,f1,f2,..."`` -> (key, features)."""
+    """Default parser: ``(key, features)``, ``"key,f1,f2,..."`` or a JSON object with a ``key`` and
+    one field per named input -> (key, features or {input name: values})."""
     if isinstance(value, str):
+        if value.startswith("{"):
+            fields = json.loads(value)
+            return fields.pop("key", None), fields
         key, _, rest = value.partition(",")
         return key, np.fromstring(rest, dtype=np.float32, sep=",") if rest else np.zeros(0, np.float32)
     return value[0], value[1]
 
 
-def emit_class(key: Any, probs: np.ndarray, version: str | None) -> str:
-    """Default output: ``"key,version,class"``."""
+def emit_class(key: Any, probs: np.ndarray | dict[str, np.ndarray], version: str | None) -> str:
+    """Default output: ``"key,version,class"``; for named outputs ``"key,version,{json outputs}"``."""
+    if isinstance(probs, dict):
+        outputs = {name: np.asarray(row).tolist() for name, row in probs.items()}
+        return f"{key},{version},{json.dumps(outputs, separators=(',', ':'))}"
     return f"{key},{version},{int(np.argmax(probs))}"
 
 
@@ -282,6 +292,8 @@ class _Batcher:
     def flush(self) -> Iterable[str]:
         if not self.rows or self.model is None:
             return ()
+        if isinstance(self.rows[0], dict):
+            return self._flush_named()
         X = np.asarray(self.rows, dtype=np.float64 if self.pre else np.float32)
         if self.pre is not None:
             X = (X - self.pre[0]) / self.pre[1]
@@ -297,6 +309,29 @@ class _Batcher:
         self.batches += 1
         emit = self.emit
         return [emit(k, p, version) for k, p in zip(keys, probs, strict=False)]
+
+    def _flush_named(self) -> Iterable[str]:
+        """Records with one field per named input: scored with ``run``, one dict of outputs per record."""
+        if self.pre is not None:
+            raise InputError("preprocess= standardizes the features of one-input models; records with named "
+                             "fields need their preprocessing in the model (or a parse= function)")
+        keys, rows = self.keys, self.rows
+        self.keys, self.rows = [], []
+        self.timer_pending = False
+        names = list(rows[0])
+        try:
+            feeds = {name: np.asarray([row[name] for row in rows]) for name in names}
+        except KeyError as exc:
+            raise InputError(f"a record lacks the field {exc.args[0]!r} (fields of the first record: {names})") from exc
+        self._rebind()
+        if hasattr(self.model, "run_with_version"):
+            outputs, version = self.model.run_with_version(feeds)
+        else:
+            outputs, version = self.model.run(feeds), self.model.metadata.version
+        self.records += len(keys)
+        self.batches += 1
+        emit = self.emit
+        return [emit(k, {name: out[i] for name, out in outputs.items()}, version) for i, k in enumerate(keys)]
 
     def _rebind(self) -> None:
         # The Beam harness may run successive bundles of this function on different pool threads

@@ -69,6 +69,21 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- sources
+#: One input or output of a version: (name, shape without the batch, dtype).
+_Arg = tuple[str, tuple[int | None, ...], str]
+#: What a version takes and gives: (its inputs, its outputs).
+_Signature = tuple[tuple[_Arg, ...], tuple[_Arg, ...]]
+
+
+def _signature(md: ModelMetadata) -> _Signature:
+    return (tuple((a.name, a.shape[1:], a.dtype) for a in md.inputs),
+            tuple((a.name, a.shape[1:], a.dtype) for a in md.outputs))
+
+
+def _describe(args: tuple[_Arg, ...]) -> str:
+    return ", ".join(f"{name} {list(shape)} {dtype}" for name, shape, dtype in args)
+
+
 def _version_key(name: str) -> list[Any]:
     """Natural order: v2 < v10, 1.9 < 1.10."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
@@ -279,7 +294,7 @@ class HotSwapModel(IModel):
         self.source = source
         self.backend = backend
         self.poll_interval = poll_interval
-        self.smoke_rows = None if smoke_rows is None else np.asarray(smoke_rows, dtype=np.float32)
+        self.smoke_rows = smoke_rows
         self.on_swap = on_swap
         self.on_error = on_error
         self.load_options = dict(load_options or {})
@@ -306,7 +321,7 @@ class HotSwapModel(IModel):
         self._pending: _Slot | None = None
         self._pending_flag = False  # read without the lock on the hot path
         self._rollback_flag = False
-        self._shape: tuple[int, int] | None = None  # (n_features, n_outputs) of the serving line
+        self._signature: _Signature | None = None  # the serving line's inputs and outputs
         self.failures: list[SwapFailure] = []
         self.loaded_versions: list[str] = []
 
@@ -368,11 +383,26 @@ class HotSwapModel(IModel):
 
     def predict_with_version(self, rows: Any) -> tuple[np.ndarray, str]:
         """Score ``rows`` with the live version; return (predictions, the version that made them)."""
+        slot = self._live()
+        return slot.model.predict(rows), slot.version
+
+    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        return self.run_with_version(feeds, outputs)[0]
+
+    def run_with_version(self, feeds: dict[str, Any],
+                         outputs: list[str] | None = None) -> tuple[dict[str, np.ndarray], str]:
+        """Score named inputs with the live version (see :meth:`DenseMatrixModel.run`); return
+        (outputs by name, the version that made them)."""
+        slot = self._live()
+        return slot.model.run(feeds, outputs), slot.version
+
+    def _live(self) -> _Slot:
+        """The version to score this batch with (a staged version or a rollback takes effect here)."""
         if self._pending_flag or self._rollback_flag or self._current is None or self._to_close_here:
             self._between_batches()
         slot = self._current
         assert slot is not None
-        return slot.model.predict(rows), slot.version
+        return slot
 
     def rollback(self) -> str:
         """Go back to the previous version (at the next predict, or now on the scoring thread).
@@ -584,8 +614,8 @@ class HotSwapModel(IModel):
         with self._staged_cond:
             replaced, self._pending = self._pending, slot
             self._pending_flag = True
-            if self._shape is None:
-                self._shape = (md.n_features, int(md.n_outputs or 0))
+            if self._signature is None:
+                self._signature = _signature(md)
             self.loaded_versions.append(version)
             self._staged_cond.notify_all()
         if replaced is not None:  # staged but never picked up: still ours
@@ -596,25 +626,26 @@ class HotSwapModel(IModel):
             fut.set_result(version)
 
     def _smoke_check(self, model: DenseMatrixModel, version: str) -> None:
+        """A new version must take and give what the serving line does, and score zeros (and
+        ``smoke_rows``) with finite outputs, one row per input row."""
         md = model.metadata
-        expected = self._shape
-        if expected is not None and md.n_features != expected[0]:
-            raise ModelError(f"version {version} takes {md.n_features} features; the serving line takes {expected[0]}")
-        out = model.predict(np.zeros((1, md.n_features), dtype=np.float32))
-        k = expected[1] if expected is not None else out.shape[1] if out.ndim == 2 else -1
-        if out.shape != (1, k):
-            raise ModelError(f"version {version} smoke check: a zero row gave shape {out.shape}, expected (1, {k})")
-        if not np.isfinite(out).all():
-            raise ModelError(f"version {version} smoke check: a zero row gave non-finite outputs {out.tolist()}")
+        signature = _signature(md)
+        if self._signature is not None and signature != self._signature:
+            raise ModelError(f"version {version} takes {_describe(signature[0])} and gives {_describe(signature[1])}; "
+                             f"the serving line takes {_describe(self._signature[0])} and gives "
+                             f"{_describe(self._signature[1])}")
+        checks = [("a zero row", {a.name: np.zeros((1, a.width or 0), dtype=a.dtype) for a in md.inputs})]
         if self.smoke_rows is not None:
-            out = model.predict(self.smoke_rows)
-            if out.shape != (len(self.smoke_rows), k):
-                raise ModelError(
-                    f"version {version} smoke check: smoke_rows gave shape {out.shape}, "
-                    f"expected ({len(self.smoke_rows)}, {k})"
-                )
-            if not np.isfinite(out).all():
-                raise ModelError(f"version {version} smoke check: smoke_rows gave non-finite outputs")
+            smoke = self.smoke_rows if isinstance(self.smoke_rows, dict) else {md.inputs[0].name: self.smoke_rows}
+            checks.append(("smoke_rows", smoke))
+        for what, feeds in checks:
+            n = len(next(iter(feeds.values())))
+            for name, out in model.run(feeds).items():
+                if out.shape[0] != n:
+                    raise ModelError(f"version {version} smoke check: {what} gave {out.shape[0]} rows of {name!r} "
+                                     f"for {n}")
+                if not np.isfinite(out).all():
+                    raise ModelError(f"version {version} smoke check: {what} gave non-finite outputs in {name!r}")
 
     def _report_failure(self, version: str, path: str, exc: BaseException) -> None:
         self.failures.append(SwapFailure(version, path, exc))

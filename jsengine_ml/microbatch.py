@@ -13,6 +13,9 @@ thread* from a factory (or a path + backend) and only ever uses it there, so cal
     with MicroBatcher(path="model_dir", backend="v8", max_batch=256, max_delay_s=0.002) as mb:
         future = mb.submit(row)          # any thread
         probs = future.result()          # (k,) float32
+
+A model with several named inputs or outputs takes a record as a dict (input name -> that input's
+row) and resolves to a dict (output name -> that output's row), scored with ``model.run``.
 """
 
 from __future__ import annotations
@@ -35,19 +38,19 @@ __all__ = ["MicroBatcher", "RecordResult"]
 
 
 class _Batch:
-    """Rows of one micro-batch, filled in place by producers, and its outcome."""
+    """Rows of one micro-batch (one matrix per model input), filled in place by producers, and its outcome."""
 
-    __slots__ = ("count", "created", "done", "error", "out", "rows")
+    __slots__ = ("count", "created", "done", "error", "inputs", "out")
 
-    def __init__(self, capacity: int, width: int):
-        self.rows = np.empty((capacity, width), dtype=np.float32)
+    def __init__(self, capacity: int, rows: list[np.ndarray]):
+        self.inputs = [np.empty((capacity, row.shape[0]), dtype=row.dtype) for row in rows]
         self.count = 0
         self.created = time.monotonic()
         self.done = threading.Event()
-        self.out: np.ndarray | None = None
+        self.out: np.ndarray | dict[str, np.ndarray] | None = None
         self.error: BaseException | None = None
 
-    def finish(self, out: np.ndarray | None, error: BaseException | None) -> None:
+    def finish(self, out: np.ndarray | dict[str, np.ndarray] | None, error: BaseException | None) -> None:
         self.out, self.error = out, error
         self.done.set()
 
@@ -70,13 +73,17 @@ class RecordResult:
             raise TimeoutError("the record was not scored in time")
         return self._batch.error
 
-    def result(self, timeout: float | None = None) -> np.ndarray:
-        """Wait for and return this record's output row; re-raise the batch's error if it failed."""
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for and return this record's output row (a dict of rows by output name for a model
+        with several inputs or outputs); re-raise the batch's error if it failed."""
         error = self.exception(timeout)
         if error is not None:
             raise error
-        assert self._batch.out is not None
-        return self._batch.out[self._index]
+        out = self._batch.out
+        assert out is not None
+        if isinstance(out, dict):
+            return {name: rows[self._index] for name, rows in out.items()}
+        return out[self._index]
 
 
 class MicroBatcher:
@@ -137,6 +144,9 @@ class MicroBatcher:
         self._start_error: BaseException | None = None
         self.n_features: int | None = None
         self.metadata: Any = None
+        #: (name, width or None, dtype) per model input; named: records and results are dicts.
+        self._inputs: list[tuple[str, int | None, np.dtype[Any]]] = []
+        self._named = False
         # statistics (read without the lock; approximate while running)
         self.batches = 0
         self.records = 0
@@ -153,28 +163,53 @@ class MicroBatcher:
 
     # ------------------------------------------------------------------ producer side
     def submit(self, row: Any) -> RecordResult:
-        """Queue one record (a 1-D row of ``n_features`` numbers); return a handle on its output row."""
-        arr = np.asarray(row, dtype=np.float32)
-        if arr.ndim == 2 and arr.shape[0] == 1:
-            arr = arr[0]
-        if arr.ndim != 1 or (self.n_features is not None and arr.shape[0] != self.n_features):
-            raise InputError(f"submit() takes one row of {self.n_features} numbers, got shape {arr.shape}")
+        """Queue one record (a 1-D row of ``n_features`` numbers, or a dict of rows by input name);
+        return a handle on its output."""
+        values = self._record(row)
         with self._lock:
             if self._closing:
                 raise EngineClosedError("this MicroBatcher is closed; create a new one")
             batch = self._open
             if batch is None:
                 # The first record of a batch starts the delay clock: wake the flusher to time it.
-                batch = self._open = _Batch(self.max_batch, arr.shape[0])
+                batch = self._open = _Batch(self.max_batch, values)
                 self._cond.notify()
             index = batch.count
-            batch.rows[index] = arr
+            for matrix, value in zip(batch.inputs, values, strict=True):
+                if value.shape[0] != matrix.shape[1]:
+                    raise InputError(f"submit() takes rows of {matrix.shape[1]} values (as the batch so far), "
+                                     f"got {value.shape[0]}")
+                matrix[index] = value
             batch.count = index + 1
             if batch.count == self.max_batch:
                 self._full.append(batch)
                 self._open = None
                 self._cond.notify()
         return RecordResult(batch, index)
+
+    def _record(self, row: Any) -> list[np.ndarray]:
+        """One record as a 1-D array per model input (checked for shape, cast to the input's dtype)."""
+        if not self._named and not isinstance(row, dict):
+            arr = np.asarray(row, dtype=np.float32)
+            if arr.ndim == 2 and arr.shape[0] == 1:
+                arr = arr[0]
+            if arr.ndim != 1 or (self.n_features is not None and arr.shape[0] != self.n_features):
+                raise InputError(f"submit() takes one row of {self.n_features} numbers, got shape {arr.shape}")
+            return [arr]
+        names = [name for name, _, _ in self._inputs]
+        if not isinstance(row, dict) or set(row) != set(names):
+            got = sorted(row) if isinstance(row, dict) else type(row).__name__
+            raise InputError(f"this model takes named inputs {names}: submit({{name: row, ...}}) with exactly those "
+                             f"names, got {got}")
+        values = []
+        for name, width, dtype in self._inputs:
+            arr = np.asarray(row[name]).reshape(-1)
+            if width is not None and arr.shape[0] != width:
+                raise InputError(f"input {name!r} takes {width} values per record, got {arr.shape[0]}")
+            if dtype.kind == "i" and not (arr.dtype.kind in "iu" or np.array_equal(arr, np.round(arr))):
+                raise InputError(f"input {name!r} takes integer ids ({dtype}), got {arr.dtype} values {arr.tolist()}")
+            values.append(arr.astype(dtype, copy=False))
+        return values
 
     def submit_many(self, rows: Iterable[Any]) -> list[RecordResult]:
         """Queue several records; one result handle each, in order."""
@@ -192,6 +227,9 @@ class MicroBatcher:
             self.metadata = md
             if md is not None and getattr(md, "n_features", None):
                 self.n_features = int(md.n_features)
+            ins, outs = getattr(md, "inputs", None) or [], getattr(md, "outputs", None) or []
+            self._inputs = [(a.name, a.width, np.dtype(a.dtype)) for a in ins]
+            self._named = len(ins) > 1 or len(outs) > 1
         except BaseException as exc:
             self._start_error = exc
             self._ready.set()
@@ -230,9 +268,16 @@ class MicroBatcher:
 
     def _score(self, model: Any, batch: _Batch) -> None:
         try:
-            out = np.asarray(model.predict(batch.rows[: batch.count]))
-            if out.shape[0] != batch.count:
-                raise ModelError(f"the model returned {out.shape[0]} rows for a batch of {batch.count}")
+            out: np.ndarray | dict[str, np.ndarray]
+            if self._named:
+                out = model.run({name: m[: batch.count] for (name, _, _), m in zip(self._inputs, batch.inputs,
+                                                                                   strict=True)})
+                rows = {len(v) for v in out.values()}
+            else:
+                out = np.asarray(model.predict(batch.inputs[0][: batch.count]))
+                rows = {out.shape[0]}
+            if rows != {batch.count}:
+                raise ModelError(f"the model returned {sorted(rows)} rows for a batch of {batch.count}")
         except BaseException as exc:
             batch.finish(None, exc)
             if not isinstance(exc, Exception):

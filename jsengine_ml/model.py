@@ -240,6 +240,8 @@ class DenseMatrixModel(IModel):
     def _run_batches(self, matrices: list[np.ndarray]) -> list[np.ndarray]:
         """Outputs (n, width) of validated input matrices, in chunks of at most ``max_batch_rows``."""
         n = matrices[0].shape[0]
+        if 0 < n <= self.max_batch_rows:
+            return self._run_chunk(matrices)
         widths = [arg.width for arg in self._metadata.outputs]
         if n == 0 and all(w is not None for w in widths):
             return [np.zeros((0, w or 0), dtype=np.float32) for w in widths]
@@ -279,8 +281,12 @@ class DenseMatrixModel(IModel):
 
     def _validate_input(self, rows: Any, arg: NodeArg) -> np.ndarray:
         """The one input validation: rows of ``arg`` as a contiguous (n, width) float32/int32 matrix."""
-        what = f"input {arg.name!r}" if len(self._metadata.inputs) > 1 else "rows"
         width = arg.width
+        if (type(rows) is np.ndarray and rows.dtype == np.float32 and arg.dtype == "float32" and rows.ndim == 2
+                and rows.shape[1] == width and rows.flags.c_contiguous
+                and not (self.check_finite and not np.isfinite(rows).all())):
+            return rows  # already what the engine takes (the common case, checked in a few µs)
+        what = f"input {arg.name!r}" if len(self._metadata.inputs) > 1 else "rows"
         if hasattr(rows, "to_numpy") and hasattr(rows, "columns"):  # pandas DataFrame
             rows = rows.to_numpy()
         try:
@@ -371,6 +377,9 @@ def load(
     if not path.exists():
         raise ModelError(f"{path}: no such model file or folder")
     loader = load_bundle if path.suffix in (".js", ".mjs", ".cjs") else load_layers
+    if loader is load_bundle and "runtime" in options:
+        raise InputError(f"{path}: runtime= applies to model.json artifacts; a bundle carries its runtime "
+                         f"(chosen when it was written: jsengine-ml bundle --runtime ...)")
     return loader(path, backend, engine=engine, version=version, warmup=warmup,
                   max_batch_rows=max_batch_rows, **options)
 

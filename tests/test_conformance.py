@@ -19,3 +19,7 @@ class TestQuickJSConformance(EngineConformance):
 
 class TestDuktapeConformance(EngineConformance):
     backend = "duktape"
+
+
+class TestSpiderMonkeyConformance(EngineConformance):
+    backend = "spidermonkey"

@@ -61,6 +61,18 @@ def _jobs(out_file: str) -> None:
     result["scoring"] = list(out.execute_and_collect())
     result["scoring_s"] = time.time() - t0
 
+    # job 1c: records with several named fields, for a model with two named inputs and outputs
+    from jsengine_ml.conformance.model_suite import golden_named, reference_models_dir
+
+    feeds, _ = golden_named("multi_io")
+    records = [json.dumps({"key": i, **{name: rows[i].tolist() for name, rows in feeds.items()}})
+               for i in range(len(feeds["tokens"]))]
+    multi = ModelSpec(str(reference_models_dir() / "multi_io"), backend=backend, version="m1", isolation=isolation)
+    out = (env.from_collection(records, type_info=Types.STRING())
+           .key_by(lambda s: json.loads(s)["key"] % 4, key_type=Types.INT())
+           .process(ScoringFunction(multi, batch_size=3, max_delay_ms=100), Types.STRING()))
+    result["named"] = list(out.execute_and_collect())
+
     # job 1b: the Table API with the vectorized (pandas) UDF (thread mode has no pandas UDFs)
     from pyflink.table import StreamTableEnvironment
     from pyflink.table.expressions import col
@@ -187,6 +199,19 @@ def _check(result: dict) -> None:
     np.testing.assert_array_equal(pred, ref1)
     assert round(float((pred == labels).mean()), 4) == reference["test_accuracy"]
     assert {v for _, v, _ in scored} == {"v1"}
+
+    # named fields: every record once, each output as Keras computed it
+    from jsengine_ml.conformance.model_suite import golden_named
+
+    _, want = golden_named("multi_io")
+    named = {}
+    for line in result["named"]:
+        key, version, outputs = line.split(",", 2)
+        assert version == "m1" and int(key) not in named
+        named[int(key)] = json.loads(outputs)
+    assert sorted(named) == list(range(len(want["proba"])))
+    for name, rows in want.items():
+        np.testing.assert_allclose([named[i][name] for i in range(len(rows))], rows, atol=1e-5)
 
     # Table API pandas UDF: every row once, same classes
     if result["mode"] != "thread":

@@ -336,3 +336,25 @@ def test_engine_adopt(backend: str) -> None:
     model.engine.adopt()  # type: ignore[attr-defined]
     np.testing.assert_allclose(model.predict(ROWS), numpy_wine_predict(WINE_DIR, ROWS), atol=1e-5)  # type: ignore[attr-defined]
     model.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_named_inputs_and_outputs_through_a_swap(backend: str, versions: dict[str, Path], tmp_path: Path) -> None:
+    """run() with named inputs serves each version; a version whose inputs differ is refused."""
+    from jsengine_ml.conformance.model_suite import golden_named, reference_models_dir
+
+    feeds, want = golden_named("multi_io")
+    source = reference_models_dir() / "multi_io"
+    with HotSwapModel(backend=backend) as model:
+        model.offer("a", source).result(120)
+        got, version = model.run_with_version(feeds)
+        assert version == "a" and set(got) == set(want)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], atol=1e-5)
+        second = model.offer("b", Path(shutil.copytree(source, tmp_path / "b")))
+        second.result(120)
+        assert model.run_with_version(feeds, [next(iter(want))])[1] == "b"
+        serving = r"the serving line takes numeric \[10\] float32, tokens \[12\] int32"
+        with pytest.raises(ModelError, match=r"version wine takes features \[13\] float32 .*" + serving):
+            model.offer("wine", versions["v1"]).result(120)
+        assert model.run_with_version(feeds)[1] == "b"

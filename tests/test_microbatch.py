@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import jsengine_ml
 from jsengine_ml.errors import EngineClosedError, InputError
 from jsengine_ml.microbatch import MicroBatcher, RecordResult
 
@@ -162,3 +163,25 @@ def test_real_engine_matches_a_batch_predict():
         futs = mb.submit_many(rows)
         got = np.stack([f.result(timeout=60) for f in futs])
     assert np.abs(got - numpy_wine_predict(WINE_DIR, rows)).max() <= 1e-4
+
+
+@pytest.mark.parametrize("backend", [b.name for b in jsengine_ml.available_backends() if b.available])
+def test_named_records_of_a_multi_input_model_get_their_own_named_outputs(backend: str) -> None:
+    from jsengine_ml.conformance.model_suite import golden_named, reference_models_dir
+
+    feeds, want = golden_named("multi_io")
+    n = len(feeds["tokens"])
+    with MicroBatcher(path=str(reference_models_dir() / "multi_io"), backend=backend, max_batch=4) as mb:
+        results = [mb.submit({name: rows[i] for name, rows in feeds.items()}) for i in range(n)]
+        for i, result in enumerate(results):
+            got = result.result(60)
+            assert set(got) == set(want)
+            for name in want:
+                np.testing.assert_allclose(got[name], want[name][i], atol=1e-5, err_msg=f"record {i} {name}")
+        with pytest.raises(InputError, match=r"named inputs \['numeric', 'tokens'\]"):
+            mb.submit(feeds["numeric"][0])
+        with pytest.raises(InputError, match="input 'tokens' takes 12 values per record, got 3"):
+            mb.submit({"numeric": feeds["numeric"][0], "tokens": [1, 2, 3]})
+        with pytest.raises(InputError, match="integer ids"):
+            mb.submit({"numeric": feeds["numeric"][0], "tokens": np.full(12, 0.5)})
+        assert mb.stats()["records"] == n

@@ -60,7 +60,8 @@ def test_no_tensor_leak_across_predictions(engine) -> None:
 
 
 #: What each built-in backend's models must report (facts about the engines, not copies of capabilities()).
-ENGINE_FACTS = {"v8": ("V8", "wasm"), "quickjs": ("QuickJS", "es5"), "duktape": ("Duktape", "es5")}
+ENGINE_FACTS = {"v8": ("V8", "wasm"), "quickjs": ("QuickJS", "es5"), "duktape": ("Duktape", "es5"),
+                "spidermonkey": ("SpiderMonkey", "wasm")}
 
 
 def test_metadata_describes_model_and_engine(wine, engine) -> None:
@@ -71,7 +72,7 @@ def test_metadata_describes_model_and_engine(wine, engine) -> None:
     assert [(a.name, a.shape) for a in md.outputs] == [("probs", (None, 3))]
     engine_name, kernels = ENGINE_FACTS[engine.name]
     assert md.backend == engine.name and md.engine == engine_name
-    assert re.match(r"(bundled with quickjs )?\d+\.\d+", md.engine_version), md.engine_version
+    assert re.match(r"(bundled with quickjs )?\d+(\.\d+| \(mozjs-)", md.engine_version), md.engine_version
     if wine.runtime == "tfjs":
         assert md.extra["tfjs"] == "4.22.0"
     else:
@@ -297,3 +298,14 @@ def test_compiled_batches_spanning_several_row_slices_match_keras(name: str, eng
             got = {"y": model.predict(feeds["x"])}
         for key, want in outputs.items():
             np.testing.assert_allclose(got[key], want[order], atol=1e-5, err_msg=f"{name} output {key}")
+
+
+def test_unknown_options_are_input_errors_naming_what_is_accepted(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"unknown engine option\(s\) \['time_limt'\].*'time_limit'"):
+        load(WINE, BACKENDS[0], time_limt=1.0)
+    bundle = tmp_path / "wine.js"
+    from jsengine_ml.bundle import write_bundle
+
+    write_bundle(WINE, bundle)
+    with pytest.raises(InputError, match=r"runtime= applies to model\.json artifacts; a bundle carries its runtime"):
+        load(bundle, BACKENDS[0], runtime="compiled")

@@ -16,3 +16,7 @@ class TestQuickJSModels(ModelConformance):
 @pytest.mark.slow
 class TestDuktapeModels(ModelConformance):
     backend = "duktape"
+
+
+class TestSpiderMonkeyModels(ModelConformance):
+    backend = "spidermonkey"

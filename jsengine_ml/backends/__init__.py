@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from importlib import metadata
 
 from ..engine import Capabilities, Engine
 from ..errors import BackendUnavailableError, InputError, JSEngineMLError
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "jsengine_ml.backends"
 ENV_VAR = "JSENGINE_ML_BACKEND"
@@ -26,6 +31,7 @@ BUILTIN: dict[str, str] = {
     "v8": "jsengine_ml.backends.v8:V8Engine",
     "quickjs": "jsengine_ml.backends.quickjs:QuickJSEngine",
     "duktape": "jsengine_ml.backends.duktape:DuktapeEngine",
+    "spidermonkey": "jsengine_ml.backends.spidermonkey:SpiderMonkeyEngine",
 }
 _registered: dict[str, type[Engine]] = {}
 
@@ -126,7 +132,32 @@ def create_engine(backend: str | None = None, *, isolation: str | None = None, *
     from ..isolation import isolated_class, resolve_isolation
 
     engine_class = get_backend(backend)
-    if resolve_isolation(isolation) == "process":
+    mode = resolve_isolation(isolation)
+    if (mode == "none" and isolation is None and threading.current_thread() is not threading.main_thread()
+            and engine_class.capabilities().main_thread_only):
+        # Hot-swap loaders, micro-batchers and thread-local engines create engines on their own
+        # threads: a main-thread-only binding serves them from a worker process instead.
+        log.info("%s runs on the main thread only: the engine created on thread %r runs isolated",
+                 engine_class.name, threading.current_thread().name)
+        mode = "process"
+    if mode == "process":
         engine_class = isolated_class(engine_class)
         engine_class.check_available()
+    _check_options(engine_class, options)
     return engine_class(**options)  # type: ignore[arg-type]
+
+
+def _check_options(engine_class: type[Engine], options: dict[str, object]) -> None:
+    """Unknown engine options are an :class:`InputError` naming the ones the engine takes."""
+    accepted: list[str] = []
+    for cls in engine_class.__mro__:  # an __init__ taking **options passes them up the chain
+        if "__init__" not in vars(cls):
+            continue
+        params = inspect.signature(vars(cls)["__init__"]).parameters.values()
+        accepted += [p.name for p in params if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise InputError(f"unknown engine option(s) {unknown} for backend {engine_class.name!r}; "
+                         f"engine options are {accepted}")

@@ -83,6 +83,63 @@ NETWORK_PROBES = {
 }
 
 
+#: Where the python case would write a file if it reached Python (filled in per run).
+_MARK = "__MARK__"
+#: Names of pythonmonkey's host objects (its JS global has them all) and Node's; none may be reachable.
+#: (dukpy's call_python stays on Duktape's global, bound to the console sink only: the network case's
+#: host-files probe checks that it reads no file.)
+HOST_NAMES = ("python", "pmEval", "require", "XMLHttpRequest", "debuggerGlobal", "bootstrap", "internalBinding",
+              "process")
+#: Each probe notes 'REACHED ...' if it got to a host object; anything else ('threw: ...', 'absent') is a pass.
+PYTHON_PROBES = {
+    "python.exec": (f"python.exec('open(' + JSON.stringify({_MARK}) + ', \"w\").write(\"escaped\")');"
+                    " note('python.exec', 'REACHED: ran')"),
+    "python.eval": "note('python.eval', 'REACHED: ' + python.eval('__import__(\"os\").getpid()'))",
+    "pmEval": "note('pmEval', 'REACHED: ' + typeof pmEval('python'))",
+    "require-py": "var m = require('os.py'); note('require-py', 'REACHED: ' + typeof m)",
+    "XMLHttpRequest": "note('XMLHttpRequest', 'REACHED: ' + typeof new XMLHttpRequest().open)",
+    "debuggerGlobal": "note('debuggerGlobal', 'REACHED: ' + typeof new debuggerGlobal.Debugger().findAllGlobals)",
+    "global-names": "var found = hostIn(globalThis); note('global-names', found ? 'REACHED: ' + found : 'absent')",
+    "sloppy-this": "var t = (function () { return this; })(); note('sloppy-this', reach(t))",
+    "Function-this": "note('Function-this', reach(Function('return this')()))",
+    "predict-this": "note('predict-this', reach(self_))",
+    "caller": "var c = HostileModel.predict.caller; note('caller', c ? reach(c) : 'absent')",
+    "arguments": "note('arguments', reachAll(args_))",
+    "prototypes": ("note('prototypes',"
+                   " reachAll([Object.prototype, Function.prototype, Array.prototype, Error.prototype]))"),
+    "promise-job": "Promise.resolve(1).then(function () { note('promise-job', reach(this)); })",
+    "timer": "setTimeout(function () { note('timer', reach(this)); }, 0)",
+}
+
+
+def _python_bundle() -> str:
+    """A model that looks for pythonmonkey's Python bridge from every value and scope it can reach."""
+    top = ("var attempts = {}; function note(name, what) {"
+           " attempts[name] = (attempts[name] ? attempts[name] + '; ' : '') + what; }"
+           f" var HOST = {json.dumps(list(HOST_NAMES))};"
+           " function hostIn(g) { var hit = [];"
+           "   for (var i = 0; i < HOST.length; i++) { try { if (g && typeof g[HOST[i]] !== 'undefined') {"
+           "     hit.push(HOST[i]); } } catch (e) { } } return hit.join(','); }"
+           # From any value: its constructor's Function makes a function of that value's realm: its global.
+           " function globalOf(v) { try { var F = v.constructor.constructor;"
+           "   return typeof F === 'function' ? F('return this')() : undefined; } catch (e) { return undefined; } }"
+           " function reach(v) { if (v === null || v === undefined) { return 'absent'; }"
+           "   var hit = hostIn(v) || hostIn(globalOf(v));"
+           "   for (var p = v, d = 0; !hit && p && d < 10; d++) { try { p = Object.getPrototypeOf(p); }"
+           "     catch (e) { break; } hit = hostIn(globalOf(p)); }"
+           "   return hit ? 'REACHED: ' + hit : 'absent'; }"
+           " function reachAll(vs) { var outs = [];"
+           "   for (var i = 0; i < vs.length; i++) { var r = reach(vs[i]); if (r !== 'absent') { outs.push(r); } }"
+           "   return outs.length ? outs.join('; ') : 'absent'; }")
+    probes = "".join(
+        f" try {{ {code}; }} catch (e) {{ note({json.dumps(name)}, 'threw: ' + (e && e.message || e)); }}"
+        for name, code in PYTHON_PROBES.items()
+    )
+    good = GOOD_BUNDLE.replace("GoodModel", "Helper")
+    return _bundle(f"var self_ = this, args_ = [].slice.call(arguments); {probes} return Helper.predict(rows);",
+                   top + "\n" + good)
+
+
 def _network_bundle() -> str:
     probes = "".join(
         f" try {{ {code}; }} catch (e) {{ note({json.dumps(name)}, 'threw: ' + (e && e.message || e)); }}"
@@ -131,6 +188,9 @@ CASES: tuple[HostileCase, ...] = (
                 "predict", (JSError,), None, "message and JS stack reach Python"),
     HostileCase("reaches-for-network-and-host", _network_bundle(), "predict", (), None,
                 "fetch/XMLHttpRequest/require/process/importScripts/WebAssembly from a URL: nothing gets out"),
+    HostileCase("reaches-for-python", _python_bundle(), "predict", (), None,
+                "python.exec/python.eval/pmEval/require/XMLHttpRequest/debuggerGlobal, and the global behind "
+                "`this`, the caller, the arguments, prototypes, promise jobs and timers: no host object is reachable"),
     HostileCase("pollutes-prototypes",
                 _bundle("return [[666, 666], [666, 666]];", "Object.prototype.polluted = 'yes';"
                         " Array.prototype.map = function () { return ['hijacked']; };"),
@@ -207,7 +267,9 @@ def run_hostile_case(backend: str, case: HostileCase | str, mode: str, *, time_l
         listener.setblocking(False)
         port = listener.getsockname()[1]
         bundle = Path(tmp) / f"{case.name}.js"
-        bundle.write_text(case.source.replace(_PORT, str(port)), encoding="utf-8")
+        mark = Path(tmp) / "escaped.txt"
+        bundle.write_text(case.source.replace(_PORT, str(port)).replace(_MARK, json.dumps(str(mark))),
+                          encoding="utf-8")
         good = Path(tmp) / "good.js"
         good.write_text(GOOD_BUNDLE, encoding="utf-8")
         model = None
@@ -251,6 +313,8 @@ def run_hostile_case(backend: str, case: HostileCase | str, mode: str, *, time_l
             pass
         finally:
             listener.close()
+        if mark.exists():
+            outcome.problems.append(f"the bundle wrote {mark} through Python")
         _check_fresh_load(good, backend, options, case, outcome)
     outcome.passed = not outcome.problems
     return outcome
@@ -280,6 +344,15 @@ def _check_result(case: HostileCase, model: Any, result: Any, outcome: Outcome) 
                     outcome.problems.append(f"host modules are reachable: {what}")
             elif not (what.startswith("threw") or what.startswith("refused")):
                 outcome.problems.append(f"{name} was not stopped: {what or 'no outcome'}")
+    elif case.name == "reaches-for-python":
+        np.testing.assert_allclose(out, good_output(ROWS), rtol=1e-6)
+        model.engine.run_timers()  # the timer and promise-job probes report late
+        attempts = model.engine.eval("attempts")
+        outcome.message = json.dumps(attempts)
+        for name in PYTHON_PROBES:
+            what = str(attempts.get(name, ""))
+            if not what or "REACHED" in what:
+                outcome.problems.append(f"{name}: {what or 'no outcome'}")
     elif case.name == "pollutes-prototypes":
         if out.tolist() != [[666.0, 666.0]] * len(ROWS):
             outcome.problems.append(f"the polluting bundle's own result is wrong: {out.tolist()}")

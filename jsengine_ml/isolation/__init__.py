@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import InputError
 from .supervisor import IsolatedEngine, isolated_class
 
 ENV_VAR = "JSENGINE_ML_ISOLATION"
@@ -24,5 +25,5 @@ def resolve_isolation(isolation: str | None = None) -> str:
     chosen = isolation if isolation is not None else (os.environ.get(ENV_VAR) or "none")
     if chosen not in MODES:
         where = "" if isolation is not None else f" (from ${ENV_VAR})"
-        raise ValueError(f"isolation must be one of {', '.join(map(repr, MODES))}, got {chosen!r}{where}")
+        raise InputError(f"isolation must be one of {', '.join(map(repr, MODES))}, got {chosen!r}{where}")
     return chosen

@@ -597,6 +597,7 @@ def _isolated_capabilities(inner_class: type[Engine]) -> Capabilities:
         zero_copy=False,
         isolated=True,
         thread_rule="owner thread only (the engine runs in a supervised worker process)",
+        main_thread_only=False,
     )
 
 

@@ -28,7 +28,10 @@ ENGINE_FINGERPRINTS = {
     "Duktape": "typeof Duktape === 'object' && typeof Duktape.version === 'number'",
     "V8": "typeof Error.captureStackTrace === 'function' && typeof WebAssembly === 'object'",
     "QuickJS": "typeof Duktape === 'undefined' && /^function push\\(\\) \\{\\n    \\[native code\\]\\n\\}$/"
-    ".test(String([].push))",
+    ".test(String([].push)) && typeof new Error().columnNumber !== 'number'",
+    # SpiderMonkey's errors carry fileName/lineNumber/columnNumber and its stack frames read name@file:line:col.
+    "SpiderMonkey": "typeof new Error().columnNumber === 'number' && typeof new Error().fileName === 'string'"
+    " && typeof WebAssembly === 'object'",
 }
 #: The engine's own version, where the engine shows it to scripts (as ``engine_version`` spells it).
 ENGINE_VERSIONS = {

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from ...backends import get_backend, register_backend
-from ...engine import Engine
+from ...engine import Capabilities, Engine
 from ...errors import (
     JSEngineMLError,
     WrongThreadError,
 )
 from ...threads import ThreadLocalEngine
-from .fixtures import EngineFixtures, assert_usable
+from .fixtures import EngineFixtures, assert_usable, require
 
 
 class ThreadTests(EngineFixtures):
@@ -84,7 +84,38 @@ class ThreadTests(EngineFixtures):
         yield name
         backends._registered.pop(name, None)
 
-    def test_thread_local_engine_gives_each_thread_its_own_engine(self, _registered_name: str) -> None:
+    def test_main_thread_only_engines_refuse_other_threads_naming_isolation(
+        self, _available_class: type[Engine], caps: Capabilities
+    ) -> None:
+        """A binding that runs JavaScript on the main thread only (caps.main_thread_only) refuses to
+        create or adopt an engine elsewhere, saying isolation="process" is the way out."""
+        require(caps, "main_thread_only", caps.main_thread_only, "engines of this backend may live on any thread")
+        assert threading.current_thread() is threading.main_thread()
+        engine = _available_class()
+        outcome: list[BaseException | None] = []
+
+        def other() -> None:
+            for attempt in (_available_class, engine.adopt):
+                try:
+                    attempt()
+                    outcome.append(None)
+                except BaseException as exc:
+                    outcome.append(exc)
+
+        worker = threading.Thread(target=other, name="loader")
+        worker.start()
+        worker.join(30)
+        try:
+            assert len(outcome) == 2 and all(isinstance(e, WrongThreadError) for e in outcome), outcome
+            assert all('isolation="process"' in str(e) and "loader" in str(e) for e in outcome)
+            assert_usable(engine)  # the refused adopt() left it with its owner
+        finally:
+            engine.close()
+
+    def test_thread_local_engine_gives_each_thread_its_own_engine(self, _registered_name: str,
+                                                                   caps: Capabilities) -> None:
+        require(caps, "main_thread_only", not caps.main_thread_only,
+                "engines are created on the main thread only (see the main-thread-only case)")
         name = _registered_name
         pool = ThreadLocalEngine(name, setup=lambda e: e.eval("function scale(a, s, k) { var o = new Float32Array"
                                                               "(a.length); for (var i = 0; i < a.length; i++)"
