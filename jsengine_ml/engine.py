@@ -24,10 +24,12 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from importlib import resources as importlib_resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
+from ._types import Array
 from .errors import (
     CapabilityError,
     EngineClosedError,
@@ -156,15 +158,34 @@ def tag_string(value: str) -> str:
     return value
 
 
-def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
+class Packed(NamedTuple):
+    """An array as a backend's data path hands it out of the engine: the int32 header of the packed
+    format (``shims/io.js``: dtype code, ndim, dimensions; a pending promise has code 0) and the data.
+
+    ``data`` is the little-endian bytes after the header (bytes, or a view on the engine's own
+    memory, read before any more JavaScript runs), None for a pending promise, or an array the
+    backend already copied out (a backend that does so unpacks it itself, see :meth:`Engine._unpack`).
+    """
+
+    header: NDArray[np.int32]
+    data: bytes | memoryview | Array | None
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | memoryview) -> Packed:
+        """Split header + data as one buffer (what the interpreters' data paths return)."""
+        if len(raw) < HEADER_BYTES:
+            raise ShimError(f"packed array is truncated ({len(raw)} bytes, header needs {HEADER_BYTES})")
+        return cls(np.frombuffer(raw, dtype="<i4", count=HEADER_INTS), memoryview(raw)[HEADER_BYTES:])
+
+
+def unpack_array(packed: bytes | memoryview) -> Array:
     """Read a packed array (header + little-endian data, see ``shims/io.js``) into a new numpy array."""
-    raw = np.frombuffer(packed, dtype=np.uint8)
-    if raw.size < HEADER_BYTES:
-        raise ShimError(f"packed array is truncated ({raw.size} bytes, header needs {HEADER_BYTES})")
-    return array_from_header(raw[:HEADER_BYTES].view("<i4"), raw[HEADER_BYTES:])
+    header, data = Packed.from_bytes(packed)
+    assert data is not None
+    return array_from_header(header, np.frombuffer(data, dtype=np.uint8))
 
 
-def array_from_header(header: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def array_from_header(header: Array, raw: Array) -> Array:
     """Copy ``raw`` (uint8 data) into a new array of the dtype and shape the packed ``header`` gives."""
     code, ndim = int(header[0]), int(header[1])
     if code not in CODE_DTYPES or not 0 <= ndim <= MAX_DIMS:
@@ -178,7 +199,7 @@ def array_from_header(header: np.ndarray, raw: np.ndarray) -> np.ndarray:
     return data.view(dtype.newbyteorder("<")).astype(dtype, copy=True).reshape(shape)
 
 
-def as_transfer_array(value: Any, *, what: str = "array") -> np.ndarray:
+def as_transfer_array(value: Any, *, what: str = "array") -> Array:
     """Validate ``value`` for transfer into an engine: float32, int32 or uint8, rectangular, ndim 1..6."""
     if isinstance(value, np.ndarray):
         array = value
@@ -275,25 +296,24 @@ class Engine(ABC):
         """Return ``__jsml.callFn(fn_id, args_json)`` with the fewest crossings."""
 
     @abstractmethod
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         """Set global ``name`` to a typed array holding a copy of ``array`` (C order, flat)."""
 
     @abstractmethod
-    def _get_packed(self, expression: str) -> Any:
-        """Return ``__jsml.io.pack(<expression>)``: packed bytes (header + data), or anything the
-        backend's :meth:`_packed_header` / :meth:`_unpack` understand."""
+    def _get_packed(self, expression: str) -> Packed:
+        """Return ``__jsml.io.pack(<expression>)`` as header and data."""
 
     @abstractmethod
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> Any:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         """Return ``__jsml.io.run(fn_id, <array as typed array>, shape, args)``, packed as for _get_packed."""
 
-    def _packed_header(self, packed: Any) -> np.ndarray:
-        """The int32 header of what ``_get_packed`` / ``_transform_packed`` returned."""
-        return np.frombuffer(packed, dtype="<i4", count=HEADER_INTS)
-
-    def _unpack(self, packed: Any) -> np.ndarray:
+    def _unpack(self, packed: Packed) -> Array:
         """A new numpy array from what ``_get_packed`` / ``_transform_packed`` returned."""
-        return unpack_array(packed)
+        if packed.data is None:
+            raise ShimError("a pending result was unpacked")
+        if isinstance(packed.data, np.ndarray) and packed.data.dtype != np.uint8:
+            raise ShimError(f"{type(self).__name__} hands out unpacked arrays: it must override _unpack")
+        return array_from_header(packed.header, np.frombuffer(packed.data, dtype=np.uint8))
 
     def _run_jobs(self) -> None:  # noqa: B027 - optional hook
         """Run pending promise jobs (microtasks) on engines whose host must drive them."""
@@ -544,7 +564,7 @@ class Engine(ABC):
         array = as_transfer_array(array, what=f"array for {name!r}")
         self._put(name, array)
 
-    def get_array(self, expression: str) -> np.ndarray:
+    def get_array(self, expression: str) -> Array:
         """Evaluate ``expression`` (a typed array, or nested arrays of numbers) into a numpy copy."""
         self._check_usable()
         try:
@@ -554,7 +574,7 @@ class Engine(ABC):
         return self._unpack(packed)
 
     def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None,
-                  rows: int | None = None) -> np.ndarray:
+                  rows: int | None = None) -> Array:
         """Call ``function(typedArray, shape, ...args)`` in one crossing and return its result as numpy.
 
         The function may return a typed array, nested arrays of numbers, ``{data, shape}``, or a
@@ -567,12 +587,11 @@ class Engine(ABC):
         args_json = _args_json(function, args)
         try:
             packed = self._transform_packed(fn_id, array, args_json)
-            header = self._packed_header(packed)
-            if int(header[0]) == PENDING_CODE:
-                settle_id = int(header[2])
+            if int(packed.header[0]) == PENDING_CODE:
+                settle_id = int(packed.header[2])
                 self._settle_id(settle_id, timeout, f"{function}(...)")
                 packed = self._get_packed(f"__jsml.settled.value({settle_id})")
-                header = self._packed_header(packed)
+            header = packed.header
         finally:
             self._drain_console()
         if rows is not None and (int(header[1]) < 1 or int(header[2]) != rows):

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from ._types import Array
 from .engine import close_at_exit
 from .errors import InputError, JSEngineMLError, ModelError
 from .model import DenseMatrixModel, IModel, ModelMetadata, load
@@ -378,19 +379,19 @@ class HotSwapModel(IModel):
             slot = self._current or self._pending
         return slot.model.metadata  # type: ignore[union-attr]
 
-    def predict(self, rows: Any) -> np.ndarray:
+    def predict(self, rows: Any) -> Array:
         return self.predict_with_version(rows)[0]
 
-    def predict_with_version(self, rows: Any) -> tuple[np.ndarray, str]:
+    def predict_with_version(self, rows: Any) -> tuple[Array, str]:
         """Score ``rows`` with the live version; return (predictions, the version that made them)."""
         slot = self._live()
         return slot.model.predict(rows), slot.version
 
-    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Array]:
         return self.run_with_version(feeds, outputs)[0]
 
     def run_with_version(self, feeds: dict[str, Any],
-                         outputs: list[str] | None = None) -> tuple[dict[str, np.ndarray], str]:
+                         outputs: list[str] | None = None) -> tuple[dict[str, Array], str]:
         """Score named inputs with the live version (see :meth:`DenseMatrixModel.run`); return
         (outputs by name, the version that made them)."""
         slot = self._live()

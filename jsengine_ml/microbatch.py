@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ._types import Array
 from .engine import close_at_exit
 from .errors import EngineClosedError, InputError, ModelError
 
@@ -42,15 +43,15 @@ class _Batch:
 
     __slots__ = ("count", "created", "done", "error", "inputs", "out")
 
-    def __init__(self, capacity: int, rows: list[np.ndarray]):
+    def __init__(self, capacity: int, rows: list[Array]):
         self.inputs = [np.empty((capacity, row.shape[0]), dtype=row.dtype) for row in rows]
         self.count = 0
         self.created = time.monotonic()
         self.done = threading.Event()
-        self.out: np.ndarray | dict[str, np.ndarray] | None = None
+        self.out: Array | dict[str, Array] | None = None
         self.error: BaseException | None = None
 
-    def finish(self, out: np.ndarray | dict[str, np.ndarray] | None, error: BaseException | None) -> None:
+    def finish(self, out: Array | dict[str, Array] | None, error: BaseException | None) -> None:
         self.out, self.error = out, error
         self.done.set()
 
@@ -187,7 +188,7 @@ class MicroBatcher:
                 self._cond.notify()
         return RecordResult(batch, index)
 
-    def _record(self, row: Any) -> list[np.ndarray]:
+    def _record(self, row: Any) -> list[Array]:
         """One record as a 1-D array per model input (checked for shape, cast to the input's dtype)."""
         if not self._named and not isinstance(row, dict):
             arr = np.asarray(row, dtype=np.float32)
@@ -215,7 +216,7 @@ class MicroBatcher:
         """Queue several records; one result handle each, in order."""
         return [self.submit(r) for r in rows]
 
-    def predict_one(self, row: Any, timeout: float | None = None) -> np.ndarray:
+    def predict_one(self, row: Any, timeout: float | None = None) -> Array:
         """Submit one record and wait for its output row."""
         return self.submit(row).result(timeout)
 
@@ -268,7 +269,7 @@ class MicroBatcher:
 
     def _score(self, model: Any, batch: _Batch) -> None:
         try:
-            out: np.ndarray | dict[str, np.ndarray]
+            out: Array | dict[str, Array]
             if self._named:
                 out = model.run({name: m[: batch.count] for (name, _, _), m in zip(self._inputs, batch.inputs,
                                                                                    strict=True)})

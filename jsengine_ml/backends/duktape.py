@@ -16,9 +16,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any, ClassVar
 
-import numpy as np
-
-from ..engine import DTYPE_CODES, Capabilities, Engine, KnownBug, tag_string
+from .._types import Array
+from ..engine import DTYPE_CODES, Capabilities, Engine, KnownBug, Packed, tag_string
 from ..errors import BackendUnavailableError, CapabilityError, JSEngineMLError, JSError
 from ._reports import error_from_report, with_filename
 
@@ -129,17 +128,18 @@ class DuktapeEngine(Engine):
         self._jobs_drained = True  # duk.after() ran the microtasks in the same crossing (it did not throw)
         return value
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         variables = json.dumps({
             "n": name, "d": base64.b64encode(array.tobytes()).decode("ascii"), "c": DTYPE_CODES[array.dtype],
             "k": array.size, "s": list(array.shape),
         })
         self._run_js("__jsml.duk.put(dukpy.n, dukpy.d, dukpy.c, dukpy.k, dukpy.s)", variables)
 
-    def _get_packed(self, expression: str) -> bytes:
-        return base64.b64decode(self._run_js(f"__jsml.duk.after(__jsml.duk.pack({expression}))", "{}"))
+    def _get_packed(self, expression: str) -> Packed:
+        return Packed.from_bytes(base64.b64decode(self._run_js(f"__jsml.duk.after(__jsml.duk.pack({expression}))",
+                                                               "{}")))
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> bytes:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         variables = json.dumps({
             "i": fn_id, "d": base64.b64encode(array.tobytes()).decode("ascii"), "c": DTYPE_CODES[array.dtype],
             "k": array.size, "s": list(array.shape), "a": args_json,
@@ -147,7 +147,7 @@ class DuktapeEngine(Engine):
         text = self._run_js(
             "__jsml.duk.after(__jsml.duk.run(dukpy.i, dukpy.d, dukpy.c, dukpy.k, dukpy.s, dukpy.a))", variables
         )
-        return base64.b64decode(text)
+        return Packed.from_bytes(base64.b64decode(text))
 
     def _run_jobs(self) -> None:
         if self._jobs_drained:

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, Capabilities, Engine, tag_string
+from .._types import Array
+from ..engine import DTYPE_CODES, Capabilities, Engine, Packed, tag_string
 from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
@@ -153,21 +154,21 @@ class QuickJSEngine(Engine):
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
         return self._to_python(self._guard(self._fn("__jsml.callFn"), fn_id, args_json))
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         self._guard(
             self._fn("__jsml.qjs.put"), name, _encode(array), DTYPE_CODES[array.dtype], array.size,
             json.dumps(list(array.shape)),
         )
 
-    def _get_packed(self, expression: str) -> bytes:
-        return _decode(self._guard(self._ctx.eval, f"__jsml.qjs.pack({expression})"))
+    def _get_packed(self, expression: str) -> Packed:
+        return Packed.from_bytes(_decode(self._guard(self._ctx.eval, f"__jsml.qjs.pack({expression})")))
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> bytes:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         text = self._guard(
             self._fn("__jsml.qjs.run"), fn_id, _encode(array), DTYPE_CODES[array.dtype], array.size,
             json.dumps(list(array.shape)), args_json,
         )
-        return _decode(text)
+        return Packed.from_bytes(_decode(text))
 
     def _run_jobs(self) -> None:
         while self._guard(self._ctx.execute_pending_job):
@@ -188,7 +189,7 @@ class QuickJSEngine(Engine):
         del self._ctx
 
 
-def _encode(array: np.ndarray) -> str:
+def _encode(array: Array) -> str:
     if not array.size:
         return ""
     codes = np.frombuffer(array.tobytes(), dtype=np.uint8).astype("<u2") + 1

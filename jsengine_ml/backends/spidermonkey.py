@@ -55,7 +55,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, Capabilities, Engine, array_from_header
+from .._types import Array
+from ..engine import DTYPE_CODES, Capabilities, Engine, Packed, array_from_header
 from ..errors import (
     BackendUnavailableError,
     CapabilityError,
@@ -169,32 +170,30 @@ class SpiderMonkeyEngine(Engine):
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
         return self._to_python(self._cross(_CALL, fn_id, args_json))
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         buffer = self._cross(_ALLOC, name, DTYPE_CODES[array.dtype], array.size, json.dumps(list(array.shape)))
         if array.size:  # written before any more JavaScript runs (a small buffer's data may move with it)
             np.ndarray(array.shape, dtype=array.dtype, buffer=_buffer(buffer))[...] = array
 
-    def _packed(self, buffer: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def _packed(self, buffer: Any) -> Packed:
         """(header, the result as a new numpy array), copied before any more JavaScript runs."""
         header = self._head.copy()
         if buffer is None:  # a pending promise
-            return header, None
+            return Packed(header, None)
         offset, length = int(header[8]), int(header[9])
         data = np.frombuffer(_buffer(buffer), dtype=np.uint8, count=length, offset=offset)
-        return header, array_from_header(header, data)
+        return Packed(header, array_from_header(header, data))
 
-    def _packed_header(self, packed: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
-        return packed[0]
-
-    def _unpack(self, packed: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
-        if packed[1] is None:
+    def _unpack(self, packed: Packed) -> Array:
+        """The array _packed already copied out (the engine's buffer may move once JavaScript runs)."""
+        if not isinstance(packed.data, np.ndarray):
             raise ShimError("a pending result was unpacked")
-        return packed[1]
+        return packed.data
 
-    def _get_packed(self, expression: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def _get_packed(self, expression: str) -> Packed:
         return self._packed(self._cross(_VIEW, expression, "<get_array>"))
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         nbytes = array.nbytes
         if nbytes > self._in_capacity or self._in_view is None:
             self._in_view = _buffer(self._cross(_INBUF, nbytes))

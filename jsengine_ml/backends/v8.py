@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import _LIVE_ENGINES, DTYPE_CODES, Capabilities, Engine, array_from_header, tag_string
+from .._types import Array
+from ..engine import _LIVE_ENGINES, DTYPE_CODES, PENDING_CODE, Capabilities, Engine, Packed, tag_string
 from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
@@ -163,7 +164,7 @@ class V8Engine(Engine):
         self._in_view: memoryview | None = None
         self._in_capacity = 0
         self._out: Any = None
-        self._head: np.ndarray | None = None  # maps __jsml.v8.head, written by every view()
+        self._head: Array | None = None  # maps __jsml.v8.head, written by every view()
         # __jsml.consoleFlag[0] is 1 while console messages wait: read here without a crossing.
         self._console_flag = np.frombuffer(
             self._run("(globalThis.__jsml = {consoleFlag: new Int32Array(1)}).consoleFlag.buffer"), dtype="<i4")
@@ -236,31 +237,28 @@ class V8Engine(Engine):
             return payload["value"]
         return self._to_python(value)
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         code = DTYPE_CODES[array.dtype]
         buffer = self._run(f"__jsml.io.alloc({json.dumps(name)},{code},{array.size},{json.dumps(list(array.shape))})")
         if array.size:
             np.ndarray(array.shape, dtype=array.dtype, buffer=buffer)[...] = array
 
-    def _packed(self, code: str) -> tuple[np.ndarray, memoryview]:
-        """Run ``code`` (ending in ``__jsml.v8.view(...)``): (header copy, the result's own buffer)."""
+    def _packed(self, code: str) -> Packed:
+        """Run ``code`` (ending in ``__jsml.v8.view(...)``): a header copy and a view on the result's
+        own buffer (header[8:10] give the data's offset and length in it)."""
         if self._head is None:
             self._head = np.frombuffer(self._run("__jsml.v8.headBuffer()"), dtype="<i4")
         view = self._run(code)
-        return self._head.copy(), view
-
-    def _packed_header(self, packed: tuple[np.ndarray, memoryview]) -> np.ndarray:
-        return packed[0]
-
-    def _unpack(self, packed: tuple[np.ndarray, memoryview]) -> np.ndarray:
-        header, view = packed
+        header = self._head.copy()
+        if int(header[0]) == PENDING_CODE:
+            return Packed(header, None)
         offset, length = int(header[8]), int(header[9])
-        return array_from_header(header, np.frombuffer(view, dtype=np.uint8, count=length, offset=offset))
+        return Packed(header, view[offset : offset + length])
 
-    def _get_packed(self, expression: str) -> tuple[np.ndarray, memoryview]:
+    def _get_packed(self, expression: str) -> Packed:
         return self._packed(f"__jsml.v8.view({expression})")
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> tuple[np.ndarray, memoryview]:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         nbytes = array.nbytes
         if nbytes > self._in_capacity or self._in_view is None:
             capacity = max(nbytes, 2 * self._in_capacity, 4096)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
 from ..engine import Engine
 from ..errors import InputError
 from ..model import DenseMatrixModel, ModelMetadata, NodeArg
@@ -57,10 +58,10 @@ class CompiledModel(DenseMatrixModel):
         self.plan = plan
         self._zero_copy = engine.capabilities().zero_copy
         self._capacity = 0
-        self._inputs: list[np.ndarray] = []
-        self._outputs: list[np.ndarray] = []
+        self._inputs: list[Array] = []
+        self._outputs: list[Array] = []
 
-    def _validate_input(self, rows: Any, arg: NodeArg) -> np.ndarray:
+    def _validate_input(self, rows: Any, arg: NodeArg) -> Array:
         matrix = super()._validate_input(rows, arg)
         vocab = next(p.vocab for p in self.plan.inputs if p.name == arg.name)
         if vocab is not None and matrix.size and (matrix.min() < 0 or matrix.max() >= vocab):
@@ -85,7 +86,7 @@ class CompiledModel(DenseMatrixModel):
                 width = int(np.prod(port.shape))
                 views.append(np.ndarray((self._capacity, width), dtype=port.dtype, buffer=memory, offset=offset))
 
-    def _run_chunk(self, chunk: list[np.ndarray]) -> list[np.ndarray]:
+    def _run_chunk(self, chunk: list[Array]) -> list[Array]:
         if not self._zero_copy:
             return super()._run_chunk(chunk)
         n = chunk[0].shape[0]

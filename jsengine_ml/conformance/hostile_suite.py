@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from .._types import Array
 from ..backends import create_engine, get_backend
 from ..engine import Capabilities
 from ..errors import (
@@ -51,7 +52,7 @@ GOOD_BUNDLE = (
 )
 
 
-def good_output(rows: np.ndarray) -> np.ndarray:
+def good_output(rows: Array) -> Array:
     return np.stack([rows.sum(axis=1), rows.max(axis=1)], axis=1).astype(np.float32)
 
 

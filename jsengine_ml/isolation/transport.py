@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
+
 HEADER_BYTES = 64
 _STAMP = struct.Struct("<d")
 ALIGN = 64
@@ -78,7 +80,7 @@ class SharedRegion:
             self.follow(size)
 
     # ------------------------------------------------------------------ arrays
-    def write(self, arrays: list[np.ndarray]) -> list[ArrayRef]:
+    def write(self, arrays: list[Array]) -> list[ArrayRef]:
         """Copy ``arrays`` into the region (growing it if needed); return their references."""
         offsets, end = [], HEADER_BYTES
         for array in arrays:
@@ -92,11 +94,11 @@ class SharedRegion:
             refs.append(ArrayRef(offset, array.dtype.str, tuple(int(d) for d in array.shape)))
         return refs
 
-    def view(self, ref: ArrayRef) -> np.ndarray:
+    def view(self, ref: ArrayRef) -> Array:
         """A numpy view of an array in the region (valid until the region is written again)."""
         return np.ndarray(ref.shape, dtype=np.dtype(ref.dtype), buffer=self.buf, offset=ref.offset)
 
-    def read(self, ref: ArrayRef) -> np.ndarray:
+    def read(self, ref: ArrayRef) -> Array:
         """A numpy copy of an array in the region."""
         return self.view(ref).copy()
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from ..._types import Array
 from ...engine import Engine
 from ...errors import (
     InputError,
@@ -35,11 +36,11 @@ SPECIAL_FLOAT32_BITS = {
 NAN_BITS = [0x7FC00000, 0x7FC00001, 0x7F800001, 0xFFC00000, 0x7FBFFFFF]
 
 
-def _bits(array: np.ndarray) -> np.ndarray:
+def _bits(array: Array) -> Array:
     return np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
 
 
-def _special_float32() -> np.ndarray:
+def _special_float32() -> Array:
     rng = np.random.default_rng(1234)
     random_bits = rng.integers(0, 2**32, size=200, dtype=np.uint64).astype(np.uint32)
     random_values = random_bits.view(np.float32)
@@ -48,7 +49,7 @@ def _special_float32() -> np.ndarray:
     return np.concatenate([bits.view(np.float32), random_values])
 
 
-def _assert_float32_identical(got: np.ndarray, want: np.ndarray) -> None:
+def _assert_float32_identical(got: Array, want: Array) -> None:
     assert got.dtype == np.float32, got.dtype
     assert got.shape == want.shape, (got.shape, want.shape)
     nan = np.isnan(want)
