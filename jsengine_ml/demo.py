@@ -19,7 +19,7 @@ from .model import load
 
 
 def wine_dir() -> Path:
-    return Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models", "wine")))
+    return Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models").joinpath("wine")))
 
 
 def wine_stream() -> tuple[Array, Array]:

@@ -52,7 +52,7 @@ console_log = logging.getLogger("jsengine_ml.console")
 SHIMS = ("global.js", "encoding.js", "reflect.js", "timers.js", "promise.js", "fetch.js", "io.js", "exports.js")
 
 #: numpy dtype <-> code used in the packed array header shared with ``shims/io.js``.
-DTYPE_CODES = {np.dtype(np.float32): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3}
+DTYPE_CODES: dict[np.dtype[np.generic], int] = {np.dtype(np.float32): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3}
 CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 HEADER_INTS = 8  # [dtype code, ndim, d0..d4, console messages pending]
 HEADER_BYTES = HEADER_INTS * 4
@@ -135,10 +135,11 @@ def read_shim(name: str) -> str:
 
 
 @functools.cache
-def _backend_script(engine_class: type) -> str:
+def _backend_script(engine_class: type[Engine]) -> str:
     """The backend's data-path script, next to the module of the class that declares it."""
     owner = next(c for c in engine_class.__mro__ if "backend_script" in vars(c))
-    return Path(inspect.getfile(owner)).with_name(owner.backend_script).read_text(encoding="utf-8")
+    script = vars(owner)["backend_script"]
+    return Path(inspect.getfile(owner)).with_name(str(script)).read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -196,7 +197,8 @@ def array_from_header(header: Array, raw: Array) -> Array:
     data = raw[: count * dtype.itemsize]
     if data.size != count * dtype.itemsize:
         raise ShimError(f"packed array of shape {shape} carries {data.size} bytes, expected {count * dtype.itemsize}")
-    return data.view(dtype.newbyteorder("<")).astype(dtype, copy=True).reshape(shape)
+    out: Array = data.view(dtype.newbyteorder("<")).astype(dtype, copy=True).reshape(shape)
+    return out
 
 
 def as_transfer_array(value: Any, *, what: str = "array") -> Array:
@@ -264,6 +266,8 @@ class Engine(ABC):
 
     #: Registry name of the backend ("v8", "quickjs", ...). Set by subclasses.
     name: ClassVar[str] = ""
+    #: Whether the next console message is the error text tfjs prints after a failed backend start.
+    _chatter_follows: bool
     #: A ``.js`` file next to the backend's module, evaluated after the shims (its data path).
     backend_script: ClassVar[str | None] = None
     #: Bugs of the binding that conformance cases catch, each naming its case exactly (what the
@@ -668,7 +672,8 @@ class Engine(ABC):
         return int(self._crossing(self._exec, "__jsml.timers.runDue()", "<timers>"))
 
     # ------------------------------------------------------------------ fetch-less resources
-    def add_resource(self, url: str, data: bytes | bytearray | memoryview | str | os.PathLike[str]) -> None:
+    def add_resource(self, url: str,
+                     data: bytes | bytearray | memoryview | NDArray[np.uint8] | str | os.PathLike[str]) -> None:
         """Serve ``data`` (bytes, or the contents of a local file path) to ``fetch(url)`` in the engine.
 
         ``url`` may be a full URL, a relative path or a bare file name; a fetch matches it exactly,

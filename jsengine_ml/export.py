@@ -697,7 +697,7 @@ def _check_layer_class(keras: Any, layer_name: str, entry: Config, layer_obj: An
             "rebuild the model with the inner model's layers inlined"
         )
     if class_name == "InputLayer" and layer_obj is None:
-        return class_name  # Keras 3 Sequential models do not list their InputLayer in model.layers
+        return str(class_name)  # Keras 3 Sequential models do not list their InputLayer in model.layers
     builtin = getattr(keras.layers, str(class_name), None)
     if class_name not in SUPPORTED_LAYERS or layer_obj is None or type(layer_obj) is not builtin:
         shown = type(layer_obj).__name__ if layer_obj is not None else class_name

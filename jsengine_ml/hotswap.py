@@ -175,7 +175,8 @@ class HttpSource(ModelSource):
         url = urllib.parse.urljoin(self.base_url, rel)
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:
-                return response.read()
+                data: bytes = response.read()
+                return data
         except OSError as exc:
             raise ModelError(f"{url}: download failed: {exc}") from exc
 
@@ -530,7 +531,7 @@ class HotSwapModel(IModel):
         self.last_swap_pause_s = pause
         if len(self.swap_pauses) < self.max_pauses:
             self.swap_pauses.append(pause)
-        new = self._current.version  # type: ignore[union-attr]
+        new = self._current.version
         self.history.append(SwapEvent(event_old, new, time.time(), pause, is_rollback))
         kind = " (rollback)" if is_rollback else ""
         log.info("hot swap %s -> %s%s (pause %.1f µs)", event_old, new, kind, pause * 1e6)

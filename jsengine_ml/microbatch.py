@@ -128,10 +128,13 @@ class MicroBatcher:
             if isolation is not None:
                 options["isolation"] = isolation
 
+            model_path = path
+
             def model_factory() -> Any:
                 from .model import load
 
-                return load(path, backend, **options)
+                assert model_path is not None
+                return load(model_path, backend, **options)
 
         self._factory = model_factory
         self.max_batch = max_batch
@@ -218,7 +221,8 @@ class MicroBatcher:
 
     def predict_one(self, row: Any, timeout: float | None = None) -> Array:
         """Submit one record and wait for its output row."""
-        return self.submit(row).result(timeout)
+        out: Array = self.submit(row).result(timeout)
+        return out
 
     # ------------------------------------------------------------------ flusher side
     def _run(self) -> None:
@@ -271,12 +275,12 @@ class MicroBatcher:
         try:
             out: Array | dict[str, Array]
             if self._named:
-                out = model.run({name: m[: batch.count] for (name, _, _), m in zip(self._inputs, batch.inputs,
-                                                                                   strict=True)})
-                rows = {len(v) for v in out.values()}
+                named: dict[str, Array] = model.run({name: m[: batch.count] for (name, _, _), m
+                                                     in zip(self._inputs, batch.inputs, strict=True)})
+                out, rows = named, {len(v) for v in named.values()}
             else:
-                out = np.asarray(model.predict(batch.inputs[0][: batch.count]))
-                rows = {out.shape[0]}
+                single = np.asarray(model.predict(batch.inputs[0][: batch.count]))
+                out, rows = single, {single.shape[0]}
             if rows != {batch.count}:
                 raise ModelError(f"the model returned {sorted(rows)} rows for a batch of {batch.count}")
         except BaseException as exc:

@@ -100,7 +100,8 @@ class ModelMetadata:
     @property
     def n_outputs(self) -> int | None:
         dims = self.output_shape[1:]
-        return None if any(d is None for d in dims) else math.prod(dims)  # type: ignore[misc]
+        known = [d for d in dims if d is not None]
+        return None if len(known) < len(dims) else math.prod(known)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

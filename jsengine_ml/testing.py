@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: The shipped Wine reference artifact (model.json, shard, golden.npz, preprocess.json, stream.npz).
-WINE_DIR = Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models", "wine")))
+WINE_DIR = Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models").joinpath("wine")))
 
 
 
@@ -121,7 +121,7 @@ def write_wine_variant(
     changed = {}
     for name, w in weights.items():
         scale = float(w.std()) or 1.0
-        changed[name] = (w + rng.normal(0.0, noise * scale, size=w.shape)).astype(w.dtype) if noise else w
+        changed[name] = np.add(w, rng.normal(0.0, noise * scale, size=w.shape)).astype(w.dtype) if noise else w
     if permute:
         last_kernel = [n for n in changed if n.endswith("/kernel")][-1]
         last_bias = last_kernel[: -len("kernel")] + "bias"

@@ -49,6 +49,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import metadata, util
 from typing import Any
@@ -369,7 +370,10 @@ class _Host:
         self._callback = _INTERRUPT(self._interrupt)
         if not self._fn["add_interrupt_callback"](self._cx, ctypes.cast(self._callback, _P)):
             raise BackendUnavailableError("JS_AddInterruptCallback failed")
-        self._timer = _Timer(ctypes.cast(getattr(libraries["moz"], _REQUEST_INTERRUPT), _P).value, self._cx)
+        request_interrupt = ctypes.cast(getattr(libraries["moz"], _REQUEST_INTERRUPT), _P).value
+        if request_interrupt is None:
+            raise BackendUnavailableError(f"{_REQUEST_INTERRUPT} is not exported by the SpiderMonkey library")
+        self._timer = _Timer(request_interrupt, self._cx)
         self.loop = _JobQueue()
 
     def _interrupt(self, _cx: int) -> bool:
@@ -420,7 +424,7 @@ class _Host:
         """Call a JS function in a crossing: the job queue stands in as the running loop, and the
         time limit (if any) is armed."""
         previous = _get_running_loop()
-        _set_running_loop(self.loop)
+        _set_running_loop(self.loop)  # type: ignore[arg-type]  # the job queue stands in for a loop
         if time_limit is not None:
             self.interrupted = False
             self.deadline = time.monotonic() + time_limit
@@ -436,7 +440,7 @@ class _Host:
                 self.deadline = 0.0
             _set_running_loop(previous)
 
-    def _failure(self, exc: BaseException, limit_error: Any) -> JSEngineMLError:
+    def _failure(self, exc: BaseException, limit_error: Callable[[str], JSEngineMLError] | None) -> JSEngineMLError:
         if self.interrupted and limit_error is not None:
             self.interrupted = False
             return limit_error("time")

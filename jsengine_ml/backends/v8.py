@@ -33,6 +33,7 @@ from importlib import metadata
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .._types import Array
 from ..engine import _LIVE_ENGINES, DTYPE_CODES, PENDING_CODE, Capabilities, Engine, Packed, tag_string
@@ -164,7 +165,7 @@ class V8Engine(Engine):
         self._in_view: memoryview | None = None
         self._in_capacity = 0
         self._out: Any = None
-        self._head: Array | None = None  # maps __jsml.v8.head, written by every view()
+        self._head: NDArray[np.int32] | None = None  # maps __jsml.v8.head, written by every view()
         # __jsml.consoleFlag[0] is 1 while console messages wait: read here without a crossing.
         self._console_flag = np.frombuffer(
             self._run("(globalThis.__jsml = {consoleFlag: new Int32Array(1)}).consoleFlag.buffer"), dtype="<i4")

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._types import Array
+from .._types import Array, Float32Array
 from ..reference import forward
 from ..topology import Graph, read_artifact_graph
 
@@ -149,7 +149,7 @@ class NumpyReference:
     def from_dir(cls, model_dir: str | os.PathLike[str]) -> NumpyReference:
         return cls(model_dir)
 
-    def predict(self, rows: Any) -> Array:
+    def predict(self, rows: Any) -> Float32Array:
         x = np.asarray(rows, dtype=self.input_dtype)
         n = x.shape[0]
         (out,) = forward(self.graph, x.reshape((n, *self.input_shape)), dtype=np.float32)
@@ -162,4 +162,4 @@ class NumpyReference:
 def reference_vs_golden(workload: Workload) -> float:
     """Max |numpy reference − Keras golden| on the golden rows."""
     x, y = workload.golden()
-    return float(np.abs(NumpyReference(workload.model_dir).predict(x) - y).max())
+    return float(np.abs(np.subtract(NumpyReference(workload.model_dir).predict(x), y)).max())

@@ -64,8 +64,12 @@ class CompiledModel(DenseMatrixModel):
     def _validate_input(self, rows: Any, arg: NodeArg) -> Array:
         matrix = super()._validate_input(rows, arg)
         vocab = next(p.vocab for p in self.plan.inputs if p.name == arg.name)
-        if vocab is not None and matrix.size and (matrix.min() < 0 or matrix.max() >= vocab):
-            r, c = map(int, np.argwhere((matrix < 0) | (matrix >= vocab))[0])
+        if vocab is None or not matrix.size:
+            return matrix
+        # the validated matrix is int32 or float32: compared as what it is
+        ids = matrix.view(np.int32) if matrix.dtype == np.int32 else matrix.view(np.float32)
+        if ids.min() < 0 or ids.max() >= vocab:
+            r, c = map(int, np.argwhere((ids < 0) | (ids >= vocab))[0])
             where = f"input {arg.name!r}" if len(self.plan.inputs) > 1 else self.metadata.source
             raise InputError(
                 f"{where}: token id {int(matrix[r, c])} at row {r}, column {c} is outside the vocabulary "

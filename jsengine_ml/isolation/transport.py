@@ -89,7 +89,7 @@ class SharedRegion:
         self.reserve(end - HEADER_BYTES)
         refs = []
         for array, offset in zip(arrays, offsets, strict=True):
-            view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.buf, offset=offset)
+            view: Array = np.ndarray(array.shape, dtype=array.dtype, buffer=self.buf, offset=offset)
             view[...] = array
             refs.append(ArrayRef(offset, array.dtype.str, tuple(int(d) for d in array.shape)))
         return refs

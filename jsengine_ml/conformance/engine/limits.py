@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -26,8 +27,10 @@ class LimitTests(EngineFixtures):
     def test_time_limit_stops_an_infinite_loop(self, engine_factory: EngineFactory, caps: Capabilities) -> None:
         require(caps, "time_limit", caps.time_limit, "no time limit to stop the loop with")
         limited = engine_factory(time_limit=0.5)
-        for run in (lambda: limited.eval("while (true) {}"), lambda: limited.call("(function () { for (;;) {} })"),
-                    lambda: limited.eval(ALLOCATING_LOOP)):
+        runs: list[Callable[[], object]] = [lambda: limited.eval("while (true) {}"),
+                                            lambda: limited.call("(function () { for (;;) {} })"),
+                                            lambda: limited.eval(ALLOCATING_LOOP)]
+        for run in runs:
             started = time.monotonic()
             with pytest.raises(JSTimeoutError):
                 run()
