@@ -11,8 +11,8 @@ by one thread at a time, on every backend (QuickJS aborts the process otherwise)
 * loader thread: creates, loads, warms up and checks the engine; never touches it after staging;
 * scoring thread: adopts it at the swap and is its only user from then on;
 * a retired engine is handed back the same way: the scoring thread stops using it and queues it to
-  the loader thread, which adopts it and closes it (closing costs 1.5 ms on V8, ~6 ms on QuickJS,
-  20-80 ms on Duktape; doing that on the scoring thread would dwarf the swap itself). Pass
+  the loader thread, which adopts it and closes it (closing an engine costs far more than the swap
+  itself: ``retire_times`` records it when the scoring thread does it). Pass
   ``close_retired="scorer"`` to close retired engines on the scoring thread instead (at the start
   of the next call; the time is recorded in ``retire_times``).
 

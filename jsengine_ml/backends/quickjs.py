@@ -1,8 +1,9 @@
 """QuickJS (Bellard) through the ``quickjs`` binding.
 
-Calls are nearly free (~0.1 µs) but the binding passes only primitives: arrays travel as a string of
-one character per byte (see ``quickjs.js``). A Context used by two threads aborts the process, so
-the owner-thread rule of :class:`~jsengine_ml.engine.Engine` matters most here.
+Calls are cheap (``jsengine-ml bench`` measures them, data path) but the binding passes only
+primitives: arrays travel as a string of one character per byte (see ``quickjs.js``). A Context
+used by two threads aborts the process, so the owner-thread rule of
+:class:`~jsengine_ml.engine.Engine` matters most here.
 
 Two things the binding gets wrong are done through the QuickJS C API under it (ctypes, on the
 binding's own runtime, after checking its layout; the binding's behaviour stays as a fallback):
@@ -37,7 +38,7 @@ from ._reports import error_from_report, with_filename
 
 
 class QuickJSEngine(Engine):
-    """QuickJS: small and quick to start (~0.1 ms, ~6 MB with tfjs), interpreted (slower compute)."""
+    """QuickJS: small and quick to start, interpreted (slower compute)."""
 
     name = "quickjs"
     backend_script = "quickjs.js"
@@ -176,7 +177,7 @@ class QuickJSEngine(Engine):
 
     def _drain_console(self) -> None:
         # The binding refuses calls into Python while a time limit is set, so console output is
-        # buffered in JS and drained after each call (a call costs ~1 µs here).
+        # buffered in JS and drained after each call (a call is cheap here).
         if self._closed or not self._guard(self._fn("__jsml.console.pending")):
             return
         self._log_console_batch(json.loads(self._guard(self._fn("__jsml.console.take"))))

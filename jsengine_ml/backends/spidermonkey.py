@@ -81,7 +81,8 @@ _CONTROL, _EXEC, _CALL, _ALLOC, _VIEW, _INBUF, _RUN, _MAP = range(8)
 
 
 class SpiderMonkeyEngine(Engine):
-    """SpiderMonkey (JIT, WebAssembly) via pythonmonkey: a fresh global per engine, ~2-5 µs per call."""
+    """SpiderMonkey (JIT, WebAssembly) via pythonmonkey: a fresh global per engine (per-call cost:
+    ``jsengine-ml bench``, data path)."""
 
     name = "spidermonkey"
 

@@ -12,11 +12,11 @@ wake-ups instead of four. It falls back to the public path if the binding's inte
 V8 flags are process-wide and fixed by the first context: before it, this backend initializes
 mini-racer with :data:`DEFAULT_FLAGS` (``$JSENGINE_ML_V8_FLAGS`` replaces them). mini-racer runs V8
 ``--single-threaded``, which disables the background tier-up of WebAssembly from the Liftoff
-baseline compiler to TurboFan: the compiled runtime's kernels would stay 1.5-4x slower.
+baseline compiler to TurboFan: the compiled runtime's kernels would stay on the slower Liftoff code.
 ``--wasm-sync-tier-up`` runs that tier-up on the calling thread instead, once a function has
 executed ``--wasm-tiering-budget`` bytes; so a model loads with cheap Liftoff code and its hot
 kernels are optimized within the first batches. (``--no-liftoff`` gives the same steady state but
-compiles every kernel with TurboFan on first use, ~10-30 ms per engine at load.)
+compiles every kernel with TurboFan on first use, a cost paid by every engine at load.)
 """
 
 from __future__ import annotations
@@ -57,9 +57,10 @@ FLAGS_ENV = "JSENGINE_ML_V8_FLAGS"
 _CANCEL_WAIT_S = 0.5
 _abandoned: list[Any] = []
 #: Set to 1 to enable V8's WebAssembly trap handler (guard pages instead of a bounds check on every
-#: memory access: the compiled runtime's kernels run ~10-20% faster). Off by default: V8 then owns
-#: SIGSEGV in the process, and a handler installed after it (Python's faulthandler, which pytest
-#: enables; a JVM hosting Python) would see a trapped WebAssembly access as a crash.
+#: memory access: the kernels run faster, ``python benchmarks/kernels_wasm.py --trap-handler`` times
+#: them so). Off by default: V8 then owns SIGSEGV in the process, and a handler installed after it
+#: (Python's faulthandler, which pytest enables; a JVM hosting Python) would see a trapped
+#: WebAssembly access as a crash.
 TRAP_HANDLER_ENV = "JSENGINE_ML_V8_TRAP_HANDLER"
 DEFAULT_FLAGS = ("--single-threaded", "--wasm-sync-tier-up", "--wasm-tiering-budget=1000000")
 _flags_in_effect: str | None = None
@@ -105,7 +106,7 @@ _NAMED = re.compile(r"^(?P<name>[A-Za-z_$][\w$]*): (?P<message>.*)$", re.S)
 
 
 class V8Engine(Engine):
-    """V8 (JIT, WebAssembly) via mini-racer: fastest compute, ~0.1-0.25 ms per call."""
+    """V8 (JIT, WebAssembly) via mini-racer: fastest compute (per-call cost: ``jsengine-ml bench``, data path)."""
 
     name = "v8"
     backend_script = "v8.js"

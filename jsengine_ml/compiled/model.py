@@ -38,7 +38,8 @@ def ensure_runtime(engine: Engine) -> str:
     caps = engine.capabilities()
     engine.exec(_package_file("runtime.js").decode("utf-8"), filename="jsengine_ml/compiled/runtime.js")
     if caps.webassembly:
-        # The same kernels built with relaxed SIMD (FMA) where the engine has it: ~1.2-1.4x faster.
+        # The same kernels built with relaxed SIMD (FMA) where the engine has it: faster (benchmarks/kernels_wasm.py
+        # times both builds).
         module = "kernels_relaxed.wasm" if engine.eval("__jsml.compiled.relaxedSimd()") else "kernels.wasm"
         engine.put_array("__jsml_wasm", np.frombuffer(_package_file(module), dtype=np.uint8))
         if engine.eval("(function(){var ok=__jsml.compiled.init(__jsml_wasm);"

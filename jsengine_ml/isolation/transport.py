@@ -154,8 +154,8 @@ class Channel:
     def wait(self, timeout: float) -> bool:
         """True once a message (or the end of the stream) is there; False after ``timeout`` seconds.
 
-        (No spinning before the sleep: measured on 2 shared cores, a spinning supervisor takes the
-        core its worker needs, and a 30 µs spin made batch-1 calls 20-40 % slower.)"""
+        (No spinning before the sleep: on a machine with few cores, a spinning supervisor takes the
+        core its worker needs.)"""
         return bool(self._poller.poll(max(0, int(timeout * 1000))))
 
     def close(self) -> None:
