@@ -13,15 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ._types import Array
 from .backends import available_backends, get_backend
 from .model import load
 
 
 def wine_dir() -> Path:
-    return Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models", "wine")))
+    return Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models").joinpath("wine")))
 
 
-def wine_stream() -> tuple[np.ndarray, np.ndarray]:
+def wine_stream() -> tuple[Array, Array]:
     """The held-out Wine rows, standardized with the training scaler, and their labels."""
     folder = wine_dir()
     scaler = json.loads((folder / "preprocess.json").read_text(encoding="utf-8"))

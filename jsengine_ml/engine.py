@@ -24,10 +24,12 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from importlib import resources as importlib_resources
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
+from ._types import Array
 from .errors import (
     CapabilityError,
     EngineClosedError,
@@ -50,7 +52,7 @@ console_log = logging.getLogger("jsengine_ml.console")
 SHIMS = ("global.js", "encoding.js", "reflect.js", "timers.js", "promise.js", "fetch.js", "io.js", "exports.js")
 
 #: numpy dtype <-> code used in the packed array header shared with ``shims/io.js``.
-DTYPE_CODES = {np.dtype(np.float32): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3}
+DTYPE_CODES: dict[np.dtype[np.generic], int] = {np.dtype(np.float32): 1, np.dtype(np.int32): 2, np.dtype(np.uint8): 3}
 CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 HEADER_INTS = 8  # [dtype code, ndim, d0..d4, console messages pending]
 HEADER_BYTES = HEADER_INTS * 4
@@ -114,6 +116,18 @@ class Capabilities:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class KnownBug:
+    """A conformance case a backend fails because of its binding, declared by the backend."""
+
+    #: The suite case's function name (all its parametrizations), e.g. ``"test_atob_btoa"``.
+    test: str
+    #: What the case raises on this backend (AssertionError when a check fails).
+    raises: type[BaseException]
+    #: Why: the binding's behaviour, in a sentence.
+    reason: str
+
+
 @functools.cache
 def read_shim(name: str) -> str:
     """Return the source of a shim shipped in ``jsengine_ml/shims``."""
@@ -121,10 +135,11 @@ def read_shim(name: str) -> str:
 
 
 @functools.cache
-def _backend_script(engine_class: type) -> str:
+def _backend_script(engine_class: type[Engine]) -> str:
     """The backend's data-path script, next to the module of the class that declares it."""
     owner = next(c for c in engine_class.__mro__ if "backend_script" in vars(c))
-    return Path(inspect.getfile(owner)).with_name(owner.backend_script).read_text(encoding="utf-8")
+    script = vars(owner)["backend_script"]
+    return Path(inspect.getfile(owner)).with_name(str(script)).read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -144,15 +159,34 @@ def tag_string(value: str) -> str:
     return value
 
 
-def unpack_array(packed: bytes | memoryview | np.ndarray) -> np.ndarray:
+class Packed(NamedTuple):
+    """An array as a backend's data path hands it out of the engine: the int32 header of the packed
+    format (``shims/io.js``: dtype code, ndim, dimensions; a pending promise has code 0) and the data.
+
+    ``data`` is the little-endian bytes after the header (bytes, or a view on the engine's own
+    memory, read before any more JavaScript runs), None for a pending promise, or an array the
+    backend already copied out (a backend that does so unpacks it itself, see :meth:`Engine._unpack`).
+    """
+
+    header: NDArray[np.int32]
+    data: bytes | memoryview | Array | None
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | memoryview) -> Packed:
+        """Split header + data as one buffer (what the interpreters' data paths return)."""
+        if len(raw) < HEADER_BYTES:
+            raise ShimError(f"packed array is truncated ({len(raw)} bytes, header needs {HEADER_BYTES})")
+        return cls(np.frombuffer(raw, dtype="<i4", count=HEADER_INTS), memoryview(raw)[HEADER_BYTES:])
+
+
+def unpack_array(packed: bytes | memoryview) -> Array:
     """Read a packed array (header + little-endian data, see ``shims/io.js``) into a new numpy array."""
-    raw = np.frombuffer(packed, dtype=np.uint8)
-    if raw.size < HEADER_BYTES:
-        raise ShimError(f"packed array is truncated ({raw.size} bytes, header needs {HEADER_BYTES})")
-    return array_from_header(raw[:HEADER_BYTES].view("<i4"), raw[HEADER_BYTES:])
+    header, data = Packed.from_bytes(packed)
+    assert data is not None
+    return array_from_header(header, np.frombuffer(data, dtype=np.uint8))
 
 
-def array_from_header(header: np.ndarray, raw: np.ndarray) -> np.ndarray:
+def array_from_header(header: Array, raw: Array) -> Array:
     """Copy ``raw`` (uint8 data) into a new array of the dtype and shape the packed ``header`` gives."""
     code, ndim = int(header[0]), int(header[1])
     if code not in CODE_DTYPES or not 0 <= ndim <= MAX_DIMS:
@@ -163,10 +197,11 @@ def array_from_header(header: np.ndarray, raw: np.ndarray) -> np.ndarray:
     data = raw[: count * dtype.itemsize]
     if data.size != count * dtype.itemsize:
         raise ShimError(f"packed array of shape {shape} carries {data.size} bytes, expected {count * dtype.itemsize}")
-    return data.view(dtype.newbyteorder("<")).astype(dtype, copy=True).reshape(shape)
+    out: Array = data.view(dtype.newbyteorder("<")).astype(dtype, copy=True).reshape(shape)
+    return out
 
 
-def as_transfer_array(value: Any, *, what: str = "array") -> np.ndarray:
+def as_transfer_array(value: Any, *, what: str = "array") -> Array:
     """Validate ``value`` for transfer into an engine: float32, int32 or uint8, rectangular, ndim 1..6."""
     if isinstance(value, np.ndarray):
         array = value
@@ -231,11 +266,14 @@ class Engine(ABC):
 
     #: Registry name of the backend ("v8", "quickjs", ...). Set by subclasses.
     name: ClassVar[str] = ""
+    #: Whether the next console message is the error text tfjs prints after a failed backend start.
+    _chatter_follows: bool
     #: A ``.js`` file next to the backend's module, evaluated after the shims (its data path).
     backend_script: ClassVar[str | None] = None
-    #: Conformance cases this backend is known to fail: fnmatch pattern on the test name -> reason.
-    #: ``jsengine_ml.conformance.EngineConformance`` runs the matching cases as strict xfails.
-    expected_failures: ClassVar[dict[str, str]] = {}
+    #: Bugs of the binding that conformance cases catch, each naming its case exactly (what the
+    #: engine cannot do belongs in :meth:`capabilities` instead). ``EngineConformance`` runs those
+    #: cases as strict xfails of the declared exception type, and fails if a name matches no case.
+    known_bugs: ClassVar[tuple[KnownBug, ...]] = ()
 
     # ------------------------------------------------------------------ backend primitives
     @classmethod
@@ -262,25 +300,24 @@ class Engine(ABC):
         """Return ``__jsml.callFn(fn_id, args_json)`` with the fewest crossings."""
 
     @abstractmethod
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         """Set global ``name`` to a typed array holding a copy of ``array`` (C order, flat)."""
 
     @abstractmethod
-    def _get_packed(self, expression: str) -> Any:
-        """Return ``__jsml.io.pack(<expression>)``: packed bytes (header + data), or anything the
-        backend's :meth:`_packed_header` / :meth:`_unpack` understand."""
+    def _get_packed(self, expression: str) -> Packed:
+        """Return ``__jsml.io.pack(<expression>)`` as header and data."""
 
     @abstractmethod
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> Any:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         """Return ``__jsml.io.run(fn_id, <array as typed array>, shape, args)``, packed as for _get_packed."""
 
-    def _packed_header(self, packed: Any) -> np.ndarray:
-        """The int32 header of what ``_get_packed`` / ``_transform_packed`` returned."""
-        return np.frombuffer(packed, dtype="<i4", count=HEADER_INTS)
-
-    def _unpack(self, packed: Any) -> np.ndarray:
+    def _unpack(self, packed: Packed) -> Array:
         """A new numpy array from what ``_get_packed`` / ``_transform_packed`` returned."""
-        return unpack_array(packed)
+        if packed.data is None:
+            raise ShimError("a pending result was unpacked")
+        if isinstance(packed.data, np.ndarray) and packed.data.dtype != np.uint8:
+            raise ShimError(f"{type(self).__name__} hands out unpacked arrays: it must override _unpack")
+        return array_from_header(packed.header, np.frombuffer(packed.data, dtype=np.uint8))
 
     def _run_jobs(self) -> None:  # noqa: B027 - optional hook
         """Run pending promise jobs (microtasks) on engines whose host must drive them."""
@@ -531,7 +568,7 @@ class Engine(ABC):
         array = as_transfer_array(array, what=f"array for {name!r}")
         self._put(name, array)
 
-    def get_array(self, expression: str) -> np.ndarray:
+    def get_array(self, expression: str) -> Array:
         """Evaluate ``expression`` (a typed array, or nested arrays of numbers) into a numpy copy."""
         self._check_usable()
         try:
@@ -541,7 +578,7 @@ class Engine(ABC):
         return self._unpack(packed)
 
     def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None,
-                  rows: int | None = None) -> np.ndarray:
+                  rows: int | None = None) -> Array:
         """Call ``function(typedArray, shape, ...args)`` in one crossing and return its result as numpy.
 
         The function may return a typed array, nested arrays of numbers, ``{data, shape}``, or a
@@ -554,12 +591,11 @@ class Engine(ABC):
         args_json = _args_json(function, args)
         try:
             packed = self._transform_packed(fn_id, array, args_json)
-            header = self._packed_header(packed)
-            if int(header[0]) == PENDING_CODE:
-                settle_id = int(header[2])
+            if int(packed.header[0]) == PENDING_CODE:
+                settle_id = int(packed.header[2])
                 self._settle_id(settle_id, timeout, f"{function}(...)")
                 packed = self._get_packed(f"__jsml.settled.value({settle_id})")
-                header = self._packed_header(packed)
+            header = packed.header
         finally:
             self._drain_console()
         if rows is not None and (int(header[1]) < 1 or int(header[2]) != rows):
@@ -636,7 +672,8 @@ class Engine(ABC):
         return int(self._crossing(self._exec, "__jsml.timers.runDue()", "<timers>"))
 
     # ------------------------------------------------------------------ fetch-less resources
-    def add_resource(self, url: str, data: bytes | bytearray | memoryview | str | os.PathLike[str]) -> None:
+    def add_resource(self, url: str,
+                     data: bytes | bytearray | memoryview | NDArray[np.uint8] | str | os.PathLike[str]) -> None:
         """Serve ``data`` (bytes, or the contents of a local file path) to ``fetch(url)`` in the engine.
 
         ``url`` may be a full URL, a relative path or a bare file name; a fetch matches it exactly,

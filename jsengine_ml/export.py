@@ -72,6 +72,8 @@ import numpy as np
 
 from jsengine_ml.errors import ExportError, UnsupportedLayerError
 
+from ._types import Array
+
 __all__ = ["SUPPORTED_LAYERS", "keras_to_tfjs"]
 
 Config = dict[str, Any]
@@ -695,7 +697,7 @@ def _check_layer_class(keras: Any, layer_name: str, entry: Config, layer_obj: An
             "rebuild the model with the inner model's layers inlined"
         )
     if class_name == "InputLayer" and layer_obj is None:
-        return class_name  # Keras 3 Sequential models do not list their InputLayer in model.layers
+        return str(class_name)  # Keras 3 Sequential models do not list their InputLayer in model.layers
     builtin = getattr(keras.layers, str(class_name), None)
     if class_name not in SUPPORTED_LAYERS or layer_obj is None or type(layer_obj) is not builtin:
         shown = type(layer_obj).__name__ if layer_obj is not None else class_name
@@ -883,8 +885,8 @@ def _layer_weights(layer: Any) -> list[tuple[str, Any]]:
     return out
 
 
-def _collect_weights(keras: Any, model: Any) -> list[tuple[str, np.ndarray]]:
-    out: list[tuple[str, np.ndarray]] = []
+def _collect_weights(keras: Any, model: Any) -> list[tuple[str, Array]]:
+    out: list[tuple[str, Array]] = []
     seen: set[str] = set()
     for layer in model.layers:
         for name, var in _layer_weights(layer):
@@ -900,7 +902,7 @@ def _collect_weights(keras: Any, model: Any) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _write_shards(weights: list[tuple[str, np.ndarray]], out_dir: Path, shard_size: int) -> list[str]:
+def _write_shards(weights: list[tuple[str, Array]], out_dir: Path, shard_size: int) -> list[str]:
     data = b"".join(np.ascontiguousarray(v).tobytes() for _, v in weights)
     if not data:
         return []

@@ -43,13 +43,17 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._types import Array, Float64Array
 from .errors import CapabilityError, InputError
+
+if TYPE_CHECKING:
+    from .model import DenseMatrixModel
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ except ImportError:  # pragma: no cover - exercised when the extra is missing
     class KeyedBroadcastProcessFunction:  # type: ignore[no-redef]
         pass
 
-    RuntimeContext = Any  # type: ignore[misc,assignment]
+    RuntimeContext = Any
 
 __all__ = [
     "MODEL_STATE",
@@ -108,7 +112,7 @@ class ModelSpec:
     preprocess: str | None = None
     isolation: str | None = None
 
-    def load(self):  # -> DenseMatrixModel
+    def load(self) -> DenseMatrixModel:
         from .model import load
 
         return load(self.path, self.backend, version=self.version, **self.load_options())
@@ -245,7 +249,11 @@ def parse_record(value: Any) -> tuple[Any, Any]:
     return value[0], value[1]
 
 
-def emit_class(key: Any, probs: np.ndarray | dict[str, np.ndarray], version: str | None) -> str:
+#: What an operator emits per scored record: ``emit(key, output row (or rows by output name), version)``.
+Emit = Callable[[Any, "Array | dict[str, Array]", "str | None"], Any]
+
+
+def emit_class(key: Any, probs: Array | dict[str, Array], version: str | None) -> str:
     """Default output: ``"key,version,class"``; for named outputs ``"key,version,{json outputs}"``."""
     if isinstance(probs, dict):
         outputs = {name: np.asarray(row).tolist() for name, row in probs.items()}
@@ -253,7 +261,14 @@ def emit_class(key: Any, probs: np.ndarray | dict[str, np.ndarray], version: str
     return f"{key},{version},{int(np.argmax(probs))}"
 
 
-def _load_preprocess(path: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+def _opened(batcher: _Batcher | None) -> _Batcher:
+    """The function's batcher, which open() creates (Flink calls open() before any element)."""
+    if batcher is None:
+        raise RuntimeError("the function was not opened: Flink calls open() before process_element()")
+    return batcher
+
+
+def _load_preprocess(path: str | None) -> tuple[Float64Array, Float64Array] | None:
     if not path:
         return None
     with open(path, encoding="utf-8") as f:
@@ -265,7 +280,8 @@ def _load_preprocess(path: str | None) -> tuple[np.ndarray, np.ndarray] | None:
 class _Batcher:
     """Buffer + model + flush logic shared by the two Flink functions (one per parallel instance)."""
 
-    def __init__(self, batch_size: int, max_delay_ms: float, parse: Callable, emit: Callable,
+    def __init__(self, batch_size: int, max_delay_ms: float, parse: Callable[[Any], tuple[Any, Any]],
+                 emit: Emit,
                  preprocess: str | None):
         self.batch_size = batch_size
         self.max_delay_ms = max_delay_ms
@@ -294,9 +310,11 @@ class _Batcher:
             return ()
         if isinstance(self.rows[0], dict):
             return self._flush_named()
-        X = np.asarray(self.rows, dtype=np.float64 if self.pre else np.float32)
+        X: Array
         if self.pre is not None:
-            X = (X - self.pre[0]) / self.pre[1]
+            X = (np.asarray(self.rows, dtype=np.float64) - self.pre[0]) / self.pre[1]
+        else:
+            X = np.asarray(self.rows, dtype=np.float32)
         keys = self.keys
         self.keys, self.rows = [], []
         self.timer_pending = False
@@ -367,7 +385,7 @@ class ScoringFunction(KeyedProcessFunction):
 
     def __init__(self, spec: ModelSpec, *, batch_size: int = 64, max_delay_ms: float = 200,
                  parse: Callable[[Any], tuple[Any, Any]] = parse_record,
-                 emit: Callable[[Any, np.ndarray, str | None], Any] = emit_class):
+                 emit: Emit = emit_class):
         _require_pyflink()
         self.spec = spec
         self.batch_size = batch_size
@@ -382,16 +400,16 @@ class ScoringFunction(KeyedProcessFunction):
         self._b.model = self.spec.load()
         self._b.thread = threading.get_ident()
 
-    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context):
-        b = self._b
+    def process_element(self, value: Any, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        b = _opened(self._b)
         b.add(value)
         if len(b.rows) >= b.batch_size:
             yield from b.flush()
         else:
             b.schedule(ctx)
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        b = self._b
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
+        b = _opened(self._b)
         if timestamp != END_OF_INPUT_TIMER:
             b.timer_pending = False
         yield from b.flush()
@@ -417,7 +435,7 @@ class HotScoringFunction(KeyedBroadcastProcessFunction):
     def __init__(self, initial: ModelSpec | None = None, *, backend: str | None = None,
                  batch_size: int = 64, max_delay_ms: float = 200, preprocess: str | None = None,
                  parse: Callable[[Any], tuple[Any, Any]] = parse_record,
-                 emit: Callable[[Any, np.ndarray, str | None], Any] = emit_class,
+                 emit: Emit = emit_class,
                  wait_for_load: bool = True, load_timeout: float = 300.0,
                  load_options: dict[str, Any] | None = None, isolation: str | None = None):
         _require_pyflink()
@@ -475,12 +493,12 @@ class HotScoringFunction(KeyedBroadcastProcessFunction):
         return out
 
     def _maybe_attach(self) -> None:
-        b = self._b
+        b = _opened(self._b)
         if b.model is None and (self._hs._pending is not None or self._hs._current is not None):
             b.model = self._hs
 
-    def process_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext):
-        b = self._b
+    def process_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterator[Any]:
+        b = _opened(self._b)
         b.add(value)
         if self._reported < len(self._hs.failures):
             yield from self._rejections()
@@ -491,17 +509,18 @@ class HotScoringFunction(KeyedBroadcastProcessFunction):
         else:
             b.schedule(ctx)
 
-    def process_broadcast_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.Context):
+    def process_broadcast_element(self, value: Any, ctx: KeyedBroadcastProcessFunction.Context) -> Iterator[Any]:
         update = ModelUpdate.parse(value)
         ctx.get_broadcast_state(MODEL_STATE).put("current", update.to_json())
         # Score what is buffered with the version it arrived under, then load the new one.
-        yield from self._b.flush()
+        b = _opened(self._b)
+        yield from b.flush()
         yield from self._offer(update.version, update.path)
-        if self._b.model is not None and len(self._b.rows) >= self._b.batch_size:
-            yield from self._b.flush()
+        if b.model is not None and len(b.rows) >= b.batch_size:
+            yield from b.flush()
 
-    def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext):
-        b = self._b
+    def on_timer(self, timestamp: int, ctx: KeyedBroadcastProcessFunction.OnTimerContext) -> Iterator[Any]:
+        b = _opened(self._b)
         if timestamp != END_OF_INPUT_TIMER:
             b.timer_pending = False
         if b.model is None:
@@ -524,7 +543,7 @@ class HotScoringFunction(KeyedBroadcastProcessFunction):
 
 
 # ---------------------------------------------------------------------- Table API
-def pandas_scorer(spec: ModelSpec, *, output: str = "class"):
+def pandas_scorer(spec: ModelSpec, *, output: str = "class") -> Any:
     """A vectorized (pandas) scalar UDF scoring one column per feature.
 
     ``output="class"`` returns the argmax as INT; ``"max_prob"`` the top probability as FLOAT.
@@ -545,7 +564,7 @@ def pandas_scorer(spec: ModelSpec, *, output: str = "class"):
             self.pre = _load_preprocess(self.spec.preprocess)
             self.thread = threading.get_ident()
 
-        def eval(self, *columns: Any):
+        def eval(self, *columns: Any) -> Any:
             import pandas as pd
 
             X = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ._types import Array
 from .engine import close_at_exit
 from .errors import EngineClosedError, InputError, ModelError
 
@@ -42,15 +43,15 @@ class _Batch:
 
     __slots__ = ("count", "created", "done", "error", "inputs", "out")
 
-    def __init__(self, capacity: int, rows: list[np.ndarray]):
+    def __init__(self, capacity: int, rows: list[Array]):
         self.inputs = [np.empty((capacity, row.shape[0]), dtype=row.dtype) for row in rows]
         self.count = 0
         self.created = time.monotonic()
         self.done = threading.Event()
-        self.out: np.ndarray | dict[str, np.ndarray] | None = None
+        self.out: Array | dict[str, Array] | None = None
         self.error: BaseException | None = None
 
-    def finish(self, out: np.ndarray | dict[str, np.ndarray] | None, error: BaseException | None) -> None:
+    def finish(self, out: Array | dict[str, Array] | None, error: BaseException | None) -> None:
         self.out, self.error = out, error
         self.done.set()
 
@@ -127,10 +128,13 @@ class MicroBatcher:
             if isolation is not None:
                 options["isolation"] = isolation
 
+            model_path = path
+
             def model_factory() -> Any:
                 from .model import load
 
-                return load(path, backend, **options)
+                assert model_path is not None
+                return load(model_path, backend, **options)
 
         self._factory = model_factory
         self.max_batch = max_batch
@@ -187,7 +191,7 @@ class MicroBatcher:
                 self._cond.notify()
         return RecordResult(batch, index)
 
-    def _record(self, row: Any) -> list[np.ndarray]:
+    def _record(self, row: Any) -> list[Array]:
         """One record as a 1-D array per model input (checked for shape, cast to the input's dtype)."""
         if not self._named and not isinstance(row, dict):
             arr = np.asarray(row, dtype=np.float32)
@@ -215,9 +219,10 @@ class MicroBatcher:
         """Queue several records; one result handle each, in order."""
         return [self.submit(r) for r in rows]
 
-    def predict_one(self, row: Any, timeout: float | None = None) -> np.ndarray:
+    def predict_one(self, row: Any, timeout: float | None = None) -> Array:
         """Submit one record and wait for its output row."""
-        return self.submit(row).result(timeout)
+        out: Array = self.submit(row).result(timeout)
+        return out
 
     # ------------------------------------------------------------------ flusher side
     def _run(self) -> None:
@@ -268,14 +273,14 @@ class MicroBatcher:
 
     def _score(self, model: Any, batch: _Batch) -> None:
         try:
-            out: np.ndarray | dict[str, np.ndarray]
+            out: Array | dict[str, Array]
             if self._named:
-                out = model.run({name: m[: batch.count] for (name, _, _), m in zip(self._inputs, batch.inputs,
-                                                                                   strict=True)})
-                rows = {len(v) for v in out.values()}
+                named: dict[str, Array] = model.run({name: m[: batch.count] for (name, _, _), m
+                                                     in zip(self._inputs, batch.inputs, strict=True)})
+                out, rows = named, {len(v) for v in named.values()}
             else:
-                out = np.asarray(model.predict(batch.inputs[0][: batch.count]))
-                rows = {out.shape[0]}
+                single = np.asarray(model.predict(batch.inputs[0][: batch.count]))
+                out, rows = single, {single.shape[0]}
             if rows != {batch.count}:
                 raise ModelError(f"the model returned {sorted(rows)} rows for a batch of {batch.count}")
         except BaseException as exc:

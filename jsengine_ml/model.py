@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._types import Array
 from .backends import create_engine
 from .engine import Engine, read_shim
 from .errors import (
@@ -99,7 +100,8 @@ class ModelMetadata:
     @property
     def n_outputs(self) -> int | None:
         dims = self.output_shape[1:]
-        return None if any(d is None for d in dims) else math.prod(dims)  # type: ignore[misc]
+        known = [d for d in dims if d is not None]
+        return None if len(known) < len(dims) else math.prod(known)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,11 +115,11 @@ class IModel(ABC):
     def metadata(self) -> ModelMetadata: ...
 
     @abstractmethod
-    def predict(self, rows: Any) -> np.ndarray:
+    def predict(self, rows: Any) -> Array:
         """Score a batch of rows of a one-input, one-output model; return an (n, k) float32 array."""
 
     @abstractmethod
-    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Array]:
         """Score a batch given by input name; return the requested outputs (default: all) by name,
         each of shape (n, *output shape)."""
 
@@ -187,7 +189,7 @@ class DenseMatrixModel(IModel):
         return f"<DenseMatrixModel {m.kind} {m.source!r} {where}>"
 
     # ------------------------------------------------------------------ scoring
-    def predict(self, rows: Any) -> np.ndarray:
+    def predict(self, rows: Any) -> Array:
         md = self._check_open()
         if len(md.inputs) != 1 or len(md.outputs) != 1:
             raise InputError(
@@ -197,7 +199,7 @@ class DenseMatrixModel(IModel):
         matrix = self._validate_input(rows, md.inputs[0])
         return self._run_batches([matrix])[0]
 
-    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+    def run(self, feeds: dict[str, Any], outputs: list[str] | None = None) -> dict[str, Array]:
         """Score named inputs, as onnxruntime's ``InferenceSession.run``; outputs come back by name.
 
         ``feeds`` maps every input name of ``metadata.inputs`` to its rows: (n, *shape) or the flat
@@ -237,7 +239,7 @@ class DenseMatrixModel(IModel):
             raise ModelError(f"model {self._metadata.source} is closed; load it again")
         return self._metadata
 
-    def _run_batches(self, matrices: list[np.ndarray]) -> list[np.ndarray]:
+    def _run_batches(self, matrices: list[Array]) -> list[Array]:
         """Outputs (n, width) of validated input matrices, in chunks of at most ``max_batch_rows``."""
         n = matrices[0].shape[0]
         if 0 < n <= self.max_batch_rows:
@@ -251,7 +253,7 @@ class DenseMatrixModel(IModel):
             return parts[0]
         return [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(widths))]
 
-    def _run_chunk(self, chunk: list[np.ndarray]) -> list[np.ndarray]:
+    def _run_chunk(self, chunk: list[Array]) -> list[Array]:
         """One engine call: (n, width) output matrices for (n, width) input matrices."""
         n = chunk[0].shape[0]
         source = self._metadata.source
@@ -279,7 +281,7 @@ class DenseMatrixModel(IModel):
                                  f"its metadata says {arg.width}")
         return [out.astype(np.float32, copy=False) for out in outs]
 
-    def _validate_input(self, rows: Any, arg: NodeArg) -> np.ndarray:
+    def _validate_input(self, rows: Any, arg: NodeArg) -> Array:
         """The one input validation: rows of ``arg`` as a contiguous (n, width) float32/int32 matrix."""
         width = arg.width
         if (type(rows) is np.ndarray and rows.dtype == np.float32 and arg.dtype == "float32" and rows.ndim == 2

@@ -547,7 +547,8 @@ def _pad_and_windows(
             slice(o * d, o * d + (m - 1) * st + 1, st)
             for o, d, m, st in zip(offset, dilation, out, strides, strict=True)
         )
-        views.append(x[(slice(None), *index, slice(None))])
+        window = (slice(None), *index, slice(None))
+        views.append(x[window])
     return views, out
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._types import Array
 from .errors import InputError
 from .reference import forward
 from .topology import WEIGHT_DTYPES, read_artifact_graph, read_layers_artifact, split_weights
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 #: The shipped Wine reference artifact (model.json, shard, golden.npz, preprocess.json, stream.npz).
-WINE_DIR = Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models", "wine")))
+WINE_DIR = Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models").joinpath("wine")))
 
 
 
@@ -44,13 +45,13 @@ def _model_json(model_dir: str | os.PathLike[str]) -> Path:
     return path / "model.json" if path.is_dir() else path
 
 
-def read_layers_weights(model_dir: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+def read_layers_weights(model_dir: str | os.PathLike[str]) -> dict[str, Array]:
     """Weights of a TF.js Layers artifact by name, in ``weightsManifest`` order (little-endian)."""
     spec, shards = read_layers_artifact(_model_json(model_dir))
     return split_weights(spec, shards)
 
 
-def write_layers_weights(model_dir: str | os.PathLike[str], weights: dict[str, np.ndarray]) -> None:
+def write_layers_weights(model_dir: str | os.PathLike[str], weights: dict[str, Array]) -> None:
     """Rewrite the shards of an artifact (in place) from ``weights`` (same names, shapes and order)."""
     model_json = _model_json(model_dir)
     spec = json.loads(model_json.read_text(encoding="utf-8"))
@@ -76,13 +77,13 @@ def _dense_layers(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [layer["config"] for layer in layers if layer.get("class_name") == "Dense"]
 
 
-def numpy_layers_predict(model_dir: str | os.PathLike[str], X: Any) -> np.ndarray:
+def numpy_layers_predict(model_dir: str | os.PathLike[str], X: Any) -> Array:
     """Outputs of a TF.js Layers artifact computed by the numpy reference (float64 math), as float32."""
     graph = read_artifact_graph(_model_json(model_dir))
     return forward(graph, np.asarray(X), np.float64)[0].reshape(len(X), -1).astype(np.float32)
 
 
-def numpy_wine_predict(model_dir: str | os.PathLike[str] = WINE_DIR, X: Any = None) -> np.ndarray:
+def numpy_wine_predict(model_dir: str | os.PathLike[str] = WINE_DIR, X: Any = None) -> Array:
     """Reference outputs of a Wine model (the shipped one or a variant) for standardized rows ``X``."""
     if X is None:
         raise InputError("numpy_wine_predict() needs the rows X")
@@ -120,7 +121,7 @@ def write_wine_variant(
     changed = {}
     for name, w in weights.items():
         scale = float(w.std()) or 1.0
-        changed[name] = (w + rng.normal(0.0, noise * scale, size=w.shape)).astype(w.dtype) if noise else w
+        changed[name] = np.add(w, rng.normal(0.0, noise * scale, size=w.shape)).astype(w.dtype) if noise else w
     if permute:
         last_kernel = [n for n in changed if n.endswith("/kernel")][-1]
         last_bias = last_kernel[: -len("kernel")] + "bias"
@@ -181,7 +182,7 @@ def write_broken_variant(
     return out
 
 
-def wine_stream(model_dir: str | os.PathLike[str] = WINE_DIR) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def wine_stream(model_dir: str | os.PathLike[str] = WINE_DIR) -> tuple[Array, Array, Array]:
     """The Wine test stream: (raw rows, labels, standardized float32 rows) using preprocess.json."""
     model_dir = Path(model_dir)
     stream = np.load(model_dir / "stream.npz")

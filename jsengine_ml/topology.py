@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ._types import Array
 from .errors import ModelError
 
 #: Weight dtypes a TF.js Layers manifest may name -> their little-endian numpy dtype.
@@ -92,7 +93,7 @@ def read_layers_artifact(model_json: Path) -> tuple[Config, dict[str, bytes]]:
     return spec, shards
 
 
-def split_weights(spec: Config, shards: dict[str, bytes]) -> dict[str, np.ndarray]:
+def split_weights(spec: Config, shards: dict[str, bytes]) -> dict[str, Array]:
     """Weights by manifest name from checked shards (see :func:`read_layers_artifact`).
 
     Each group's shards are concatenated and cut in ``weightsManifest`` order (little-endian).
@@ -100,7 +101,7 @@ def split_weights(spec: Config, shards: dict[str, bytes]) -> dict[str, np.ndarra
     float16 widened), in their ``original_dtype`` (float32 unless the manifest says otherwise).
     The arrays are writable native-order copies.
     """
-    weights: dict[str, np.ndarray] = {}
+    weights: dict[str, Array] = {}
     for group in spec["weightsManifest"]:
         blob = b"".join(shards[p] for p in group["paths"])
         offset = 0
@@ -150,13 +151,13 @@ class LayerCall:
     class_name: str
     config: Config
     inputs: list[TensorRef]
-    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    weights: dict[str, Array] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.layer, self.node)
 
-    def weight(self, role: str, *, under: str | None = None, required: bool = True) -> np.ndarray | None:
+    def weight(self, role: str, *, under: str | None = None, required: bool = True) -> Array | None:
         """The weight whose name ends in ``role`` (``kernel``, ``bias``, ...), optionally below a
         path component containing ``under`` (``forward``/``backward`` of a Bidirectional)."""
         found = [
@@ -259,14 +260,14 @@ def _endpoints(value: Any) -> list[TensorRef]:
     return [TensorRef(str(e[0]), int(e[1]), int(e[2])) for e in value]
 
 
-def _attach_weights(calls: list[LayerCall], weights: dict[str, np.ndarray]) -> None:
+def _attach_weights(calls: list[LayerCall], weights: dict[str, Array]) -> None:
     """Give each call the weights whose name has its layer name as a path component.
 
     ``dense/kernel``, ``lstm/lstm_cell/kernel``, ``bidi/forward_lstm/lstm_cell/kernel`` and scoped
     names like ``model/dense/kernel:0`` all resolve to their layer; the key kept is the path
     below the layer name.
     """
-    by_layer: dict[str, dict[str, np.ndarray]] = {}
+    by_layer: dict[str, dict[str, Array]] = {}
     layer_names = {call.layer for call in calls}
     for name, array in weights.items():
         parts = name.split(":")[0].split("/")
@@ -300,7 +301,7 @@ def graph_model_signature(spec: Config, *, source: str = "model.json") -> tuple[
     return ports[0], ports[1]
 
 
-def read_graph(spec: Config, weights: dict[str, np.ndarray] | None = None, *, source: str = "model.json") -> Graph:
+def read_graph(spec: Config, weights: dict[str, Array] | None = None, *, source: str = "model.json") -> Graph:
     """The layer graph of a ``model.json`` (``weights`` from :func:`split_weights` are attached)."""
     if spec.get("format") == "graph-model":
         raise ModelError(f"{source}: a graph model has no layers (it runs on tfjs's graph executor)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Java for PyFlink, the Python test extras, the pinned npm
-# packages) and run them: lint, the conformance table, a quick benchmark, then the whole pytest
-# suite (slow and Flink cases included). Run from the repository root.
+# packages) and run them: lint, type checking, the conformance table, a quick benchmark, then the
+# whole pytest suite (slow and Flink cases included), where a skip other than a backend's declared
+# capability gap fails the run (tests/conftest.py). Run from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -24,9 +25,11 @@ echo "== npm ci (tfjs 4.22 + webpack, pinned by jsengine_ml/js/package-lock.json
 (cd jsengine_ml/js && npm ci --no-audit --no-fund --loglevel=error)
 echo "== ruff"
 "$PY" -m ruff check jsengine_ml tests benchmarks scripts examples
+echo "== mypy --strict (configuration in pyproject.toml)"
+"$PY" -m mypy jsengine_ml
 echo "== conformance table"
 "$PY" -m jsengine_ml.cli conformance
 echo "== quick benchmark"
 "$PY" -m jsengine_ml.cli bench --quick --out "${TMPDIR:-/tmp}/jsengine-ml-bench-quick"
-echo "== pytest (slow and Flink cases included)"
-"$PY" -m pytest -q -ra
+echo "== pytest (slow and Flink cases included; any skip but a capability gap fails)"
+JSENGINE_ML_NO_UNEXPECTED_SKIPS=1 "$PY" -m pytest -q -ra

@@ -176,6 +176,26 @@ def test_quick_bench_reports_the_targets_and_where_v8s_time_goes(quick_run):
         assert data["memory"]["wine/v8-compiled"]["n"] == Settings.smoke().mem_models
 
 
+def test_quick_bench_sections_that_catch_errors_caught_none(quick_run):
+    """The memory probes, the data path, micro-batching and hot swap record a contender's error
+    instead of raising it: every entry must hold real measurements, not an error."""
+    _, data = quick_run
+    for section in ("memory", "transfer", "microbatch", "hotswap"):
+        entries = data[section]
+        assert entries, f"{section}: nothing was measured"
+        errors = {name: entry["error"] for name, entry in entries.items() if "error" in entry}
+        assert not errors, (section, errors)
+    assert sorted(data["transfer"]) == sorted(BACKENDS)
+    for backend, t in data["transfer"].items():
+        assert min(t["put_MBps"], t["get_MBps"], t["roundtrip_MBps"], t["call_overhead_s"]) > 0, (backend, t)
+    for label, m in data["memory"].items():
+        assert m["n"] > 0 and m["load_s_median"] > 0 and m["rss_after"] > 0, (label, m)
+    for backend, m in data["microbatch"].items():
+        assert m["best_rps"] > 0 and m["wrong"] == 0 and m["max_abs_diff"] <= TOLERANCE, (backend, m)
+    for label, h in data["hotswap"].items():
+        assert h["swaps"] > 0 and h["pause_p50_s"] > 0 and h["wrong"] == 0, (label, h)
+
+
 # ---------------------------------------------------------------------- micro-batching, as benchmarked
 def test_microbatch_results_are_exact_per_record_under_concurrency():
     from jsengine_ml.microbatch import MicroBatcher

@@ -16,15 +16,20 @@ from jsengine_ml.microbatch import MicroBatcher, RecordResult
 class FakeModel:
     """Output row = [sum(row), first value, batch size]; records the threads that touched it."""
 
-    def __init__(self, n_features: int = 4, fail_on: float | None = None):
+    def __init__(self, n_features: int = 4, fail_on: float | None = None, gate: threading.Event | None = None):
         self.metadata = SimpleNamespace(n_features=n_features)
         self.threads = {threading.get_ident()}
         self.batch_sizes: list[int] = []
         self.closed = False
         self.fail_on = fail_on
+        self.gate = gate  # when given, predict() waits for it (keeps the flusher busy)
+        self.entered = threading.Event()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         self.threads.add(threading.get_ident())
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(30)
         assert x.ndim == 2
         if self.fail_on is not None and (x[:, 0] == self.fail_on).any():
             raise ValueError("boom")
@@ -86,13 +91,20 @@ def test_model_is_created_used_and_closed_on_the_flusher_thread():
 
 def test_timer_flushes_a_partial_batch_and_full_batches_flush_at_n():
     holder: list[FakeModel] = []
-    with MicroBatcher(_factory(holder), max_batch=1000, max_delay_s=0.005) as mb:
-        out = mb.submit([1, 1, 1, 1]).result(timeout=10)  # one record never fills the batch: the timer flushes it
-        assert out[2] == 1
+    gate = threading.Event()
+    with MicroBatcher(_factory(holder, gate=gate), max_batch=1000, max_delay_s=0.005) as mb:
+        (model,) = holder
+        first = mb.submit([1, 1, 1, 1])  # one record never fills a batch: the timer flushes it
+        assert model.entered.wait(10)
+        # while the flusher is held in predict(), 2,500 records fill two batches and start a third
         futs = mb.submit_many(np.ones((2500, 4), np.float32))
+        gate.set()
+        assert first.result(timeout=10)[2] == 1
         sizes = [int(f.result(timeout=30)[2]) for f in futs]
-    assert max(sizes) <= 1000
-    assert mb.stats()["records"] == 2501
+    assert model.batch_sizes == [1, 1000, 1000, 500]  # flushed at N = 1,000 rows, then the rest by the timer
+    assert sizes == [1000] * 2000 + [500] * 500
+    stats = mb.stats()
+    assert (stats["flush_full"], stats["flush_timer"], stats["records"]) == (2, 2, 2501)
 
 
 def test_close_scores_everything_already_submitted_and_refuses_more():

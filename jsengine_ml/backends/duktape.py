@@ -16,9 +16,8 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any, ClassVar
 
-import numpy as np
-
-from ..engine import DTYPE_CODES, Capabilities, Engine, tag_string
+from .._types import Array
+from ..engine import DTYPE_CODES, Capabilities, Engine, KnownBug, Packed, tag_string
 from ..errors import BackendUnavailableError, CapabilityError, JSEngineMLError, JSError
 from ._reports import error_from_report, with_filename
 
@@ -30,16 +29,14 @@ class DuktapeEngine(Engine):
 
     name = "duktape"
     backend_script = "duktape.js"
-    expected_failures: ClassVar[dict[str, str]] = {
-        "test_an_undefined_completion_value_is_none*": (
-            "dukpy encodes a script's value with duk_json_encode, which gives '{}' for undefined (and for "
-            "functions): eval() cannot tell undefined from an empty object (call() and settle() can)"
-        ),
-        "test_thrown_non_error_value_is_named_in_the_message*": (
-            "dukpy reports only the .stack of what was thrown, which a primitive lacks: the value arrives "
-            "as 'undefined'"
-        ),
-    }
+    known_bugs: ClassVar[tuple[KnownBug, ...]] = (
+        KnownBug("test_an_undefined_completion_value_is_none", AssertionError,
+                 "dukpy encodes a script's value with duk_json_encode, which gives '{}' for undefined (and for "
+                 "functions): eval() cannot tell undefined from an empty object (call() and settle() can)"),
+        KnownBug("test_thrown_non_error_value_is_named_in_the_message", AssertionError,
+                 "dukpy reports only the .stack of what was thrown, which a primitive lacks: the value arrives "
+                 "as 'undefined'"),
+    )
 
     @classmethod
     def check_available(cls) -> None:
@@ -131,17 +128,18 @@ class DuktapeEngine(Engine):
         self._jobs_drained = True  # duk.after() ran the microtasks in the same crossing (it did not throw)
         return value
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         variables = json.dumps({
             "n": name, "d": base64.b64encode(array.tobytes()).decode("ascii"), "c": DTYPE_CODES[array.dtype],
             "k": array.size, "s": list(array.shape),
         })
         self._run_js("__jsml.duk.put(dukpy.n, dukpy.d, dukpy.c, dukpy.k, dukpy.s)", variables)
 
-    def _get_packed(self, expression: str) -> bytes:
-        return base64.b64decode(self._run_js(f"__jsml.duk.after(__jsml.duk.pack({expression}))", "{}"))
+    def _get_packed(self, expression: str) -> Packed:
+        return Packed.from_bytes(base64.b64decode(self._run_js(f"__jsml.duk.after(__jsml.duk.pack({expression}))",
+                                                               "{}")))
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> bytes:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         variables = json.dumps({
             "i": fn_id, "d": base64.b64encode(array.tobytes()).decode("ascii"), "c": DTYPE_CODES[array.dtype],
             "k": array.size, "s": list(array.shape), "a": args_json,
@@ -149,7 +147,7 @@ class DuktapeEngine(Engine):
         text = self._run_js(
             "__jsml.duk.after(__jsml.duk.run(dukpy.i, dukpy.d, dukpy.c, dukpy.k, dukpy.s, dukpy.a))", variables
         )
-        return base64.b64decode(text)
+        return Packed.from_bytes(base64.b64decode(text))
 
     def _run_jobs(self) -> None:
         if self._jobs_drained:

@@ -1,8 +1,9 @@
 """QuickJS (Bellard) through the ``quickjs`` binding.
 
-Calls are nearly free (~0.1 µs) but the binding passes only primitives: arrays travel as a string of
-one character per byte (see ``quickjs.js``). A Context used by two threads aborts the process, so
-the owner-thread rule of :class:`~jsengine_ml.engine.Engine` matters most here.
+Calls are cheap (``jsengine-ml bench`` measures them, data path) but the binding passes only
+primitives: arrays travel as a string of one character per byte (see ``quickjs.js``). A Context
+used by two threads aborts the process, so the owner-thread rule of
+:class:`~jsengine_ml.engine.Engine` matters most here.
 
 Two things the binding gets wrong are done through the QuickJS C API under it (ctypes, on the
 binding's own runtime, after checking its layout; the binding's behaviour stays as a fallback):
@@ -22,11 +23,12 @@ import re
 import time
 from functools import lru_cache
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, Capabilities, Engine, tag_string
+from .._types import Array
+from ..engine import DTYPE_CODES, Capabilities, Engine, Packed, tag_string
 from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
@@ -36,11 +38,10 @@ from ._reports import error_from_report, with_filename
 
 
 class QuickJSEngine(Engine):
-    """QuickJS: small and quick to start (~0.1 ms, ~6 MB with tfjs), interpreted (slower compute)."""
+    """QuickJS: small and quick to start, interpreted (slower compute)."""
 
     name = "quickjs"
     backend_script = "quickjs.js"
-    expected_failures: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def check_available(cls) -> None:
@@ -154,21 +155,21 @@ class QuickJSEngine(Engine):
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
         return self._to_python(self._guard(self._fn("__jsml.callFn"), fn_id, args_json))
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         self._guard(
             self._fn("__jsml.qjs.put"), name, _encode(array), DTYPE_CODES[array.dtype], array.size,
             json.dumps(list(array.shape)),
         )
 
-    def _get_packed(self, expression: str) -> bytes:
-        return _decode(self._guard(self._ctx.eval, f"__jsml.qjs.pack({expression})"))
+    def _get_packed(self, expression: str) -> Packed:
+        return Packed.from_bytes(_decode(self._guard(self._ctx.eval, f"__jsml.qjs.pack({expression})")))
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> bytes:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         text = self._guard(
             self._fn("__jsml.qjs.run"), fn_id, _encode(array), DTYPE_CODES[array.dtype], array.size,
             json.dumps(list(array.shape)), args_json,
         )
-        return _decode(text)
+        return Packed.from_bytes(_decode(text))
 
     def _run_jobs(self) -> None:
         while self._guard(self._ctx.execute_pending_job):
@@ -176,7 +177,7 @@ class QuickJSEngine(Engine):
 
     def _drain_console(self) -> None:
         # The binding refuses calls into Python while a time limit is set, so console output is
-        # buffered in JS and drained after each call (a call costs ~1 µs here).
+        # buffered in JS and drained after each call (a call is cheap here).
         if self._closed or not self._guard(self._fn("__jsml.console.pending")):
             return
         self._log_console_batch(json.loads(self._guard(self._fn("__jsml.console.take"))))
@@ -189,7 +190,7 @@ class QuickJSEngine(Engine):
         del self._ctx
 
 
-def _encode(array: np.ndarray) -> str:
+def _encode(array: Array) -> str:
     if not array.size:
         return ""
     codes = np.frombuffer(array.tobytes(), dtype=np.uint8).astype("<u2") + 1

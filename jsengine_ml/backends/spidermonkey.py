@@ -49,13 +49,15 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import metadata, util
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from ..engine import DTYPE_CODES, Capabilities, Engine, array_from_header
+from .._types import Array
+from ..engine import DTYPE_CODES, Capabilities, Engine, Packed, array_from_header
 from ..errors import (
     BackendUnavailableError,
     CapabilityError,
@@ -79,10 +81,10 @@ _CONTROL, _EXEC, _CALL, _ALLOC, _VIEW, _INBUF, _RUN, _MAP = range(8)
 
 
 class SpiderMonkeyEngine(Engine):
-    """SpiderMonkey (JIT, WebAssembly) via pythonmonkey: a fresh global per engine, ~2-5 µs per call."""
+    """SpiderMonkey (JIT, WebAssembly) via pythonmonkey: a fresh global per engine (per-call cost:
+    ``jsengine-ml bench``, data path)."""
 
     name = "spidermonkey"
-    expected_failures: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def check_available(cls) -> None:
@@ -170,32 +172,30 @@ class SpiderMonkeyEngine(Engine):
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
         return self._to_python(self._cross(_CALL, fn_id, args_json))
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         buffer = self._cross(_ALLOC, name, DTYPE_CODES[array.dtype], array.size, json.dumps(list(array.shape)))
         if array.size:  # written before any more JavaScript runs (a small buffer's data may move with it)
             np.ndarray(array.shape, dtype=array.dtype, buffer=_buffer(buffer))[...] = array
 
-    def _packed(self, buffer: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    def _packed(self, buffer: Any) -> Packed:
         """(header, the result as a new numpy array), copied before any more JavaScript runs."""
         header = self._head.copy()
         if buffer is None:  # a pending promise
-            return header, None
+            return Packed(header, None)
         offset, length = int(header[8]), int(header[9])
         data = np.frombuffer(_buffer(buffer), dtype=np.uint8, count=length, offset=offset)
-        return header, array_from_header(header, data)
+        return Packed(header, array_from_header(header, data))
 
-    def _packed_header(self, packed: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
-        return packed[0]
-
-    def _unpack(self, packed: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray:
-        if packed[1] is None:
+    def _unpack(self, packed: Packed) -> Array:
+        """The array _packed already copied out (the engine's buffer may move once JavaScript runs)."""
+        if not isinstance(packed.data, np.ndarray):
             raise ShimError("a pending result was unpacked")
-        return packed[1]
+        return packed.data
 
-    def _get_packed(self, expression: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def _get_packed(self, expression: str) -> Packed:
         return self._packed(self._cross(_VIEW, expression, "<get_array>"))
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         nbytes = array.nbytes
         if nbytes > self._in_capacity or self._in_view is None:
             self._in_view = _buffer(self._cross(_INBUF, nbytes))
@@ -371,7 +371,10 @@ class _Host:
         self._callback = _INTERRUPT(self._interrupt)
         if not self._fn["add_interrupt_callback"](self._cx, ctypes.cast(self._callback, _P)):
             raise BackendUnavailableError("JS_AddInterruptCallback failed")
-        self._timer = _Timer(ctypes.cast(getattr(libraries["moz"], _REQUEST_INTERRUPT), _P).value, self._cx)
+        request_interrupt = ctypes.cast(getattr(libraries["moz"], _REQUEST_INTERRUPT), _P).value
+        if request_interrupt is None:
+            raise BackendUnavailableError(f"{_REQUEST_INTERRUPT} is not exported by the SpiderMonkey library")
+        self._timer = _Timer(request_interrupt, self._cx)
         self.loop = _JobQueue()
 
     def _interrupt(self, _cx: int) -> bool:
@@ -422,7 +425,7 @@ class _Host:
         """Call a JS function in a crossing: the job queue stands in as the running loop, and the
         time limit (if any) is armed."""
         previous = _get_running_loop()
-        _set_running_loop(self.loop)
+        _set_running_loop(self.loop)  # type: ignore[arg-type]  # the job queue stands in for a loop
         if time_limit is not None:
             self.interrupted = False
             self.deadline = time.monotonic() + time_limit
@@ -438,7 +441,7 @@ class _Host:
                 self.deadline = 0.0
             _set_running_loop(previous)
 
-    def _failure(self, exc: BaseException, limit_error: Any) -> JSEngineMLError:
+    def _failure(self, exc: BaseException, limit_error: Callable[[str], JSEngineMLError] | None) -> JSEngineMLError:
         if self.interrupted and limit_error is not None:
             self.interrupted = False
             return limit_error("time")

@@ -12,16 +12,17 @@ wake-ups instead of four. It falls back to the public path if the binding's inte
 V8 flags are process-wide and fixed by the first context: before it, this backend initializes
 mini-racer with :data:`DEFAULT_FLAGS` (``$JSENGINE_ML_V8_FLAGS`` replaces them). mini-racer runs V8
 ``--single-threaded``, which disables the background tier-up of WebAssembly from the Liftoff
-baseline compiler to TurboFan: the compiled runtime's kernels would stay 1.5-4x slower.
+baseline compiler to TurboFan: the compiled runtime's kernels would stay on the slower Liftoff code.
 ``--wasm-sync-tier-up`` runs that tier-up on the calling thread instead, once a function has
 executed ``--wasm-tiering-budget`` bytes; so a model loads with cheap Liftoff code and its hot
 kernels are optimized within the first batches. (``--no-liftoff`` gives the same steady state but
-compiles every kernel with TurboFan on first use, ~10-30 ms per engine at load.)
+compiles every kernel with TurboFan on first use, a cost paid by every engine at load.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import queue
@@ -29,11 +30,13 @@ import re
 import threading
 from functools import lru_cache
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from ..engine import _LIVE_ENGINES, DTYPE_CODES, Capabilities, Engine, array_from_header, tag_string
+from .._types import Array
+from ..engine import _LIVE_ENGINES, DTYPE_CODES, PENDING_CODE, Capabilities, Engine, Packed, tag_string
 from ..errors import (
     BackendUnavailableError,
     JSEngineMLError,
@@ -54,9 +57,10 @@ FLAGS_ENV = "JSENGINE_ML_V8_FLAGS"
 _CANCEL_WAIT_S = 0.5
 _abandoned: list[Any] = []
 #: Set to 1 to enable V8's WebAssembly trap handler (guard pages instead of a bounds check on every
-#: memory access: the compiled runtime's kernels run ~10-20% faster). Off by default: V8 then owns
-#: SIGSEGV in the process, and a handler installed after it (Python's faulthandler, which pytest
-#: enables; a JVM hosting Python) would see a trapped WebAssembly access as a crash.
+#: memory access: the kernels run faster, ``python benchmarks/kernels_wasm.py --trap-handler`` times
+#: them so). Off by default: V8 then owns SIGSEGV in the process, and a handler installed after it
+#: (Python's faulthandler, which pytest enables; a JVM hosting Python) would see a trapped
+#: WebAssembly access as a crash.
 TRAP_HANDLER_ENV = "JSENGINE_ML_V8_TRAP_HANDLER"
 DEFAULT_FLAGS = ("--single-threaded", "--wasm-sync-tier-up", "--wasm-tiering-budget=1000000")
 _flags_in_effect: str | None = None
@@ -102,11 +106,10 @@ _NAMED = re.compile(r"^(?P<name>[A-Za-z_$][\w$]*): (?P<message>.*)$", re.S)
 
 
 class V8Engine(Engine):
-    """V8 (JIT, WebAssembly) via mini-racer: fastest compute, ~0.1-0.25 ms per call."""
+    """V8 (JIT, WebAssembly) via mini-racer: fastest compute (per-call cost: ``jsengine-ml bench``, data path)."""
 
     name = "v8"
     backend_script = "v8.js"
-    expected_failures: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def check_available(cls) -> None:
@@ -163,7 +166,7 @@ class V8Engine(Engine):
         self._in_view: memoryview | None = None
         self._in_capacity = 0
         self._out: Any = None
-        self._head: np.ndarray | None = None  # maps __jsml.v8.head, written by every view()
+        self._head: NDArray[np.int32] | None = None  # maps __jsml.v8.head, written by every view()
         # __jsml.consoleFlag[0] is 1 while console messages wait: read here without a crossing.
         self._console_flag = np.frombuffer(
             self._run("(globalThis.__jsml = {consoleFlag: new Int32Array(1)}).consoleFlag.buffer"), dtype="<i4")
@@ -236,31 +239,28 @@ class V8Engine(Engine):
             return payload["value"]
         return self._to_python(value)
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         code = DTYPE_CODES[array.dtype]
         buffer = self._run(f"__jsml.io.alloc({json.dumps(name)},{code},{array.size},{json.dumps(list(array.shape))})")
         if array.size:
             np.ndarray(array.shape, dtype=array.dtype, buffer=buffer)[...] = array
 
-    def _packed(self, code: str) -> tuple[np.ndarray, memoryview]:
-        """Run ``code`` (ending in ``__jsml.v8.view(...)``): (header copy, the result's own buffer)."""
+    def _packed(self, code: str) -> Packed:
+        """Run ``code`` (ending in ``__jsml.v8.view(...)``): a header copy and a view on the result's
+        own buffer (header[8:10] give the data's offset and length in it)."""
         if self._head is None:
             self._head = np.frombuffer(self._run("__jsml.v8.headBuffer()"), dtype="<i4")
         view = self._run(code)
-        return self._head.copy(), view
-
-    def _packed_header(self, packed: tuple[np.ndarray, memoryview]) -> np.ndarray:
-        return packed[0]
-
-    def _unpack(self, packed: tuple[np.ndarray, memoryview]) -> np.ndarray:
-        header, view = packed
+        header = self._head.copy()
+        if int(header[0]) == PENDING_CODE:
+            return Packed(header, None)
         offset, length = int(header[8]), int(header[9])
-        return array_from_header(header, np.frombuffer(view, dtype=np.uint8, count=length, offset=offset))
+        return Packed(header, view[offset : offset + length])
 
-    def _get_packed(self, expression: str) -> tuple[np.ndarray, memoryview]:
+    def _get_packed(self, expression: str) -> Packed:
         return self._packed(f"__jsml.v8.view({expression})")
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> tuple[np.ndarray, memoryview]:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         nbytes = array.nbytes
         if nbytes > self._in_capacity or self._in_view is None:
             capacity = max(nbytes, 2 * self._in_capacity, 4096)
@@ -286,7 +286,10 @@ class V8Engine(Engine):
         self._closed = True
         self._direct = None
         self._console_flag = np.zeros(1, dtype="<i4")
-        _abandoned.append(self._racer)  # keeps the context object alive: no teardown at collection
+        # Never freed, not even when the interpreter exits and clears this module: mini-racer's
+        # teardown of the context would wait for the job forever (the process would not exit).
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._racer))
+        _abandoned.append(self._racer)
         _LIVE_ENGINES.discard(self)
 
     def _close(self) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
+
 #: Max |difference| allowed between any contender's outputs and the numpy reference's (and between
 #: the numpy reference and the Keras golden outputs).
 TOLERANCE = 1e-4
@@ -29,7 +31,7 @@ class Disagreement:
                 f"({self.rows:,} rows): max abs diff {self.diff:.3g} > {TOLERANCE:g}")
 
 
-def max_abs_diff(got: Any, want: np.ndarray) -> float:
+def max_abs_diff(got: Any, want: Array) -> float:
     """Max |got − want|; inf when the shapes differ or a value is NaN where the other is not."""
     got = np.asarray(got, dtype=np.float64)
     if got.shape != want.shape:
@@ -43,7 +45,7 @@ def max_abs_diff(got: Any, want: np.ndarray) -> float:
     return float(diff.max()) if diff.size else 0.0
 
 
-def check(workload: str, contender: str, got: Any, want: np.ndarray, against: str = "the numpy reference"
+def check(workload: str, contender: str, got: Any, want: Array, against: str = "the numpy reference"
           ) -> tuple[float, Disagreement | None]:
     """(max abs diff, the disagreement if it exceeds :data:`TOLERANCE`)."""
     diff = max_abs_diff(got, want)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
 from ..engine import Engine
 from .measure import perf
 from .settings import Settings
@@ -47,7 +48,7 @@ class Contender:
     def kind(self) -> str:
         return "peer" if self.family in ("numpy", "onnxruntime", "http", "node") else "engine"
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: Array) -> Array:
         return np.asarray(self.model.predict(x))
 
     def close(self) -> None:
@@ -172,7 +173,7 @@ class HttpService:
         return conn
 
     @staticmethod
-    def post(conn: http.client.HTTPConnection, x: np.ndarray) -> np.ndarray:
+    def post(conn: http.client.HTTPConnection, x: Array) -> Array:
         body = json.dumps({"instances": x.tolist()}).encode()
         conn.request("POST", "/predict", body=body, headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
@@ -203,7 +204,7 @@ class HttpContender(Contender):
         self.service: HttpService = service
         self.conn = service.connect()
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: Array) -> Array:
         return self.service.post(self.conn, x)
 
     def close(self) -> None:
@@ -218,7 +219,7 @@ def benchmarks_dir() -> Path | None:
     return here if (here / "node_tfjs_bench.js").is_file() else None
 
 
-def run_node(workloads: list[Workload], xs: dict[str, np.ndarray], st: Settings, tmp: Path
+def run_node(workloads: list[Workload], xs: dict[str, Array], st: Settings, tmp: Path
              ) -> tuple[dict[str, dict[str, Any]], str]:
     """tfjs in Node for every workload in one process: ({workload: result}, why skipped or "")."""
     node, bdir = shutil.which("node"), benchmarks_dir()
@@ -255,7 +256,7 @@ def _node_result(raw: dict[str, Any], r: dict[str, Any], prefix: str) -> dict[st
     if "error" in r:
         return {"error": r["error"].splitlines()[0][:300]}
 
-    def read(suffix: str) -> np.ndarray:
+    def read(suffix: str) -> Array:
         return np.fromfile(f"{prefix}.{suffix}.bin", dtype="<f4")
 
     times = {int(n): float(t) for n, t in r["times"].items()}
@@ -284,6 +285,6 @@ class JsonPathModel:
             " var r = __jsml.compiled.predict(x, [n, w], id); return Array.prototype.slice.call(r.data); };"
         )
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: Array) -> Array:
         out = self.engine.call("__bench_json", x.tolist(), self.model._model_id)
         return np.asarray(out, dtype=np.float32).reshape(len(x), -1)

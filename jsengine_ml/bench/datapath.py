@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
 from ..backends import create_engine
 from .checks import check, fail_on
 from .contenders import JsonPathModel
@@ -22,8 +23,8 @@ from .measure import latencies, median, time_cell
 from .settings import Settings
 
 
-def _transfer_times(eng: Any, x: np.ndarray, big: np.ndarray, st: Settings) -> dict[str, Any]:
-    def json_rt() -> np.ndarray:
+def _transfer_times(eng: Any, x: Array, big: Array, st: Settings) -> dict[str, Any]:
+    def json_rt() -> Array:
         return np.asarray(eng.call("__bench_echo", x.tolist()), dtype=np.float32)
 
     slow = replace(st, repeats=max(3, st.repeats // 3))
@@ -68,7 +69,7 @@ def bench_transfer(backend: str, st: Settings, rng: np.random.Generator) -> dict
     }
 
 
-def bench_json_path(workload: str, model: Any, x: np.ndarray, want: dict[int, np.ndarray], st: Settings
+def bench_json_path(workload: str, model: Any, x: Array, want: dict[int, Array], st: Settings
                     ) -> dict[int, dict[str, float]]:
     """{batch: {data_path_s, json_s, speedup}} for ``model`` (compiled, V8) fed both ways."""
     json_model = JsonPathModel(model)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
 from ..topology import Graph, LayerCall
 
 Node = tuple[str, list[str], list[str], dict[str, Any]]
@@ -38,10 +39,10 @@ class _Builder:
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
-        self.inits: dict[str, np.ndarray] = {}
+        self.inits: dict[str, Array] = {}
         self._ids = itertools.count()
 
-    def const(self, name: str, array: np.ndarray) -> str:
+    def const(self, name: str, array: Array) -> str:
         self.inits[name] = np.ascontiguousarray(array)
         return name
 
@@ -93,7 +94,7 @@ def _maxpool(b: _Builder, call: LayerCall, cur: str) -> str:
     return b.node("MaxPool", [cur], "pool", kernel_shape=pool, strides=list(call.config.get("strides") or pool))
 
 
-def graph_nodes(graph: Graph) -> tuple[list[Node], dict[str, np.ndarray], int]:
+def graph_nodes(graph: Graph) -> tuple[list[Node], dict[str, Array], int]:
     """(nodes, initializers, input width) of a Sequential graph; input ``x`` (N, width), output ``y``."""
     shape = [int(d or 0) for d in graph.inputs[0].shape]
     b = _Builder()
@@ -155,7 +156,7 @@ class OrtModel:
     def from_graph(cls, graph: Graph) -> OrtModel:
         return cls(build_onnx(graph))
 
-    def predict(self, x: Any) -> np.ndarray:
+    def predict(self, x: Any) -> Array:
         return np.asarray(self.session.run(["y"], {"x": np.ascontiguousarray(x, dtype=np.float32)})[0])
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
 from .checks import TOLERANCE, BenchFailure, check, fail_on
 from .contenders import Contender, EngineFactory, HttpContender, build_contenders, run_node
 from .measure import ProbeSpec, perf, run_probe
@@ -166,8 +167,8 @@ class Bench:
                     c.close()
         return out
 
-    def while_loaded(self, w: Workload, by_name: dict[str, Contender], x: np.ndarray,
-                     want: dict[int, np.ndarray]) -> None:
+    def while_loaded(self, w: Workload, by_name: dict[str, Contender], x: Array,
+                     want: dict[int, Array]) -> None:
         """Sections that need this workload's models loaded: V8's time split, JSON path, HTTP clients."""
         from .datapath import bench_json_path
         from .split import split_one, split_sizes

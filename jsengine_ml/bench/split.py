@@ -16,8 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
+from .._types import Array
 from .measure import median, perf, time_cell
 from .settings import Settings
 
@@ -46,7 +45,7 @@ def _kernel_seconds(engine: Any, model_id: int, n: int, loop_s: float) -> float:
     return float(elapsed_ms) / 1e3 / int(runs)
 
 
-def split_one(model: Any, ort: Any, x: np.ndarray, n: int, st: Settings) -> dict[str, float]:
+def split_one(model: Any, ort: Any, x: Array, n: int, st: Settings) -> dict[str, float]:
     """The split of ``model.predict(x[:n])`` (``model``: a compiled model on V8).
 
     Each round times, back to back, a loop of predicts (Python), a loop of runs (inside the engine)

@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
 from .checks import check
 from .measure import median, pct, perf, run_threads
 from .settings import Settings
 from .workloads import NumpyReference
 
 
-def bench_microbatch(backend: str, model_dir: Path, x: np.ndarray, st: Settings) -> dict[str, Any]:
+def bench_microbatch(backend: str, model_dir: Path, x: Array, st: Settings) -> dict[str, Any]:
     """Per-record throughput through MicroBatcher: a producer stream per config, closed-loop threads."""
     from ..microbatch import MicroBatcher
 
@@ -45,7 +46,7 @@ def bench_microbatch(backend: str, model_dir: Path, x: np.ndarray, st: Settings)
     return res
 
 
-def _closed_loop(mb: Any, x: np.ndarray, st: Settings, expect: np.ndarray) -> dict[str, Any]:
+def _closed_loop(mb: Any, x: Array, st: Settings, expect: Array) -> dict[str, Any]:
     """N threads, each submitting one record and waiting for it before the next."""
     per = max(20, st.mb_records // (st.mb_threads * 8))
     lat: list[float] = []
@@ -106,7 +107,7 @@ def bench_hotswap(backend: str, swaps: int, tmp: Path, *, bundles: bool = False)
             "load_min_s": min(loads), "wrong": wrong}
 
 
-def bench_http_clients(service: Any, x: np.ndarray, st: Settings) -> dict[str, Any]:
+def bench_http_clients(service: Any, x: Array, st: Settings) -> dict[str, Any]:
     """Records per second through the HTTP service, one record per request: one sequential client and
     ``st.http_clients`` concurrent keep-alive clients (the micro-batching baseline)."""
     conn = service.connect()

@@ -10,8 +10,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import numpy as np
-
+from .._types import Array
 from .checks import Disagreement, check, fail_on
 from .contenders import Contender
 from .measure import Cell, estimate, latencies, perf, time_cell
@@ -19,13 +18,13 @@ from .settings import Settings
 from .workloads import NumpyReference, Workload
 
 
-def reference_outputs(w: Workload, x: np.ndarray, st: Settings) -> dict[int, np.ndarray]:
+def reference_outputs(w: Workload, x: Array, st: Settings) -> dict[int, Array]:
     """The numpy reference's outputs for the first ``n`` rows, for every batch size and the check rows."""
     ref = NumpyReference(w.model_dir)
     return {n: ref.predict(x[:n]) for n in sorted({*st.sizes, st.check_rows})}
 
 
-def sanity_check(w: Workload, contenders: list[Contender], x: np.ndarray, want: dict[int, np.ndarray],
+def sanity_check(w: Workload, contenders: list[Contender], x: Array, want: dict[int, Array],
                  st: Settings) -> dict[str, tuple[float, float]]:
     """{contender: (max abs diff, seconds)} on the check rows; raises BenchFailure naming every disagreement."""
     out, bad = {}, []
@@ -53,7 +52,7 @@ class _Track:
         self.points: list[tuple[int, float]] = []
         self.one_row: list[float] = []  # the batch-1 cell's runs
 
-    def estimate(self, n: int, x: np.ndarray, st: Settings) -> float:
+    def estimate(self, n: int, x: Array, st: Settings) -> float:
         """Seconds one run at batch ``n`` should take; with a single measured size and a verdict of
         "too slow", a probe at ``st.probe_rows`` rows first (one point overestimates per-call-bound runs)."""
         if not self.points:
@@ -69,7 +68,7 @@ class _Track:
             est = estimate(self.points, n)
         return est
 
-    def record(self, w: Workload, n: int, cell: Cell, want: np.ndarray) -> Disagreement | None:
+    def record(self, w: Workload, n: int, cell: Cell, want: Array) -> Disagreement | None:
         """Keep a timed cell of batch ``n``; check its last output against ``want``."""
         r = self.entry
         r["times"][n], r["runs"][n] = cell.seconds, cell.runs
@@ -79,7 +78,7 @@ class _Track:
         r["max_abs_diff"] = max(r["max_abs_diff"], diff)
         return bad
 
-    def latency(self, x: np.ndarray, st: Settings) -> None:
+    def latency(self, x: Array, st: Settings) -> None:
         """Batch-1 latency samples; a contender slower per call than the whole budget keeps its cell's runs."""
         one = x[:1]
         if self.one_row and min(self.one_row) > st.lat_budget_s:
@@ -89,7 +88,7 @@ class _Track:
                                               st.lat_min_samples, warm=not self.one_row)
 
 
-def _time_batch(tracks: list[_Track], n: int, x: np.ndarray, st: Settings) -> dict[str, Cell]:
+def _time_batch(tracks: list[_Track], n: int, x: Array, st: Settings) -> dict[str, Cell]:
     """Cells of batch ``n`` by contender, one contender after the other (each cell warm: interleaving
     contenders run by run was tried, and costs the V8 model up to 3× after another engine's run has
     evicted its caches); the ones estimated above ``st.max_cell_s`` are skipped (noted in their entry)."""
@@ -103,7 +102,7 @@ def _time_batch(tracks: list[_Track], n: int, x: np.ndarray, st: Settings) -> di
     return cells
 
 
-def measure_contenders(w: Workload, contenders: list[Contender], x: np.ndarray, want: dict[int, np.ndarray],
+def measure_contenders(w: Workload, contenders: list[Contender], x: Array, want: dict[int, Array],
                        checked: dict[str, tuple[float, float]], st: Settings, step: Any) -> dict[str, Any]:
     """Throughput at every batch size, then batch-1 latency, for every contender.
 
@@ -124,7 +123,7 @@ def measure_contenders(w: Workload, contenders: list[Contender], x: np.ndarray, 
     return {tr.c.name: tr.entry for tr in tracks}
 
 
-def node_entry(w: Workload, res: dict[str, Any], want: dict[int, np.ndarray], st: Settings) -> dict[str, Any]:
+def node_entry(w: Workload, res: dict[str, Any], want: dict[int, Array], st: Settings) -> dict[str, Any]:
     """tfjs in Node's result as a contender entry; its outputs are checked like everyone's."""
     diff, bad = check(w.name, "tfjs-node", res["check"], want[st.check_rows])
     bads = [bad] if bad else []

@@ -19,24 +19,25 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array, Float32Array
 from ..reference import forward
 from ..topology import Graph, read_artifact_graph
 
 REF_DIR = Path(str(importlib_resources.files("jsengine_ml").joinpath("reference_models")))
-Rows = Callable[[np.random.Generator, "Workload", int], np.ndarray]
+Rows = Callable[[np.random.Generator, "Workload", int], Array]
 
 
-def _normal(rng: np.random.Generator, w: Workload, n: int) -> np.ndarray:
+def _normal(rng: np.random.Generator, w: Workload, n: int) -> Array:
     """Standardized features (the models were trained on z-scored columns)."""
     return rng.standard_normal((n, w.n_features)).astype(np.float32)
 
 
-def _pixels(rng: np.random.Generator, w: Workload, n: int) -> np.ndarray:
+def _pixels(rng: np.random.Generator, w: Workload, n: int) -> Array:
     """Pixel intensities in [0, 1] (the digits were scaled by 1/16)."""
     return rng.uniform(0.0, 1.0, size=(n, w.n_features)).astype(np.float32)
 
 
-def _tokens(rng: np.random.Generator, w: Workload, n: int) -> np.ndarray:
+def _tokens(rng: np.random.Generator, w: Workload, n: int) -> Array:
     """Token ids in [1, vocabulary) (0 is padding)."""
     vocab = next(int(c.config["input_dim"]) for c in w.graph.calls if c.class_name == "Embedding")
     return rng.integers(1, vocab, size=(n, w.n_features), dtype=np.int32)
@@ -73,11 +74,11 @@ class Workload:
     def input_dtype(self) -> str:
         return self.graph.inputs[0].dtype
 
-    def rows(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def rows(self, rng: np.random.Generator, n: int) -> Array:
         """``n`` rows as ``predict`` takes them: an (n, features) float32 (or int32) matrix."""
         return self.make_rows(rng, self, n)
 
-    def golden(self) -> tuple[np.ndarray, np.ndarray]:
+    def golden(self) -> tuple[Array, Array]:
         """The Keras inputs and outputs saved with the model, as (n, features) and (n, outputs)."""
         with np.load(self.model_dir / "golden.npz") as g:
             x, y = g["x"], g["y"]
@@ -148,7 +149,7 @@ class NumpyReference:
     def from_dir(cls, model_dir: str | os.PathLike[str]) -> NumpyReference:
         return cls(model_dir)
 
-    def predict(self, rows: Any) -> np.ndarray:
+    def predict(self, rows: Any) -> Float32Array:
         x = np.asarray(rows, dtype=self.input_dtype)
         n = x.shape[0]
         (out,) = forward(self.graph, x.reshape((n, *self.input_shape)), dtype=np.float32)
@@ -161,4 +162,4 @@ class NumpyReference:
 def reference_vs_golden(workload: Workload) -> float:
     """Max |numpy reference − Keras golden| on the golden rows."""
     x, y = workload.golden()
-    return float(np.abs(NumpyReference(workload.model_dir).predict(x) - y).max())
+    return float(np.abs(np.subtract(NumpyReference(workload.model_dir).predict(x), y)).max())

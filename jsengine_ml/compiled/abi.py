@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from .._types import Array
+
 #: Output columns per packed panel.
 NR = 8
 
@@ -108,7 +110,7 @@ def dense_packed_size(k: int, n: int) -> int:
     return math.ceil(n / NR) * NR * (k + 1)
 
 
-def pack_dense(kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+def pack_dense(kernel: Array, bias: Array | None = None) -> Array:
     """Pack a (k, n) kernel and its (n,) bias (zeros when None) into NR-column panels."""
     kernel = np.asarray(kernel, dtype=np.float32)
     k, n = kernel.shape

@@ -220,7 +220,7 @@
 
   // Code applying activation `kind` to variable v in place (parameter-free kinds only). Z, ONE,
   // TWO, SIX: float constants held in locals (build() defines them): QuickJS keeps integer literals
-  // as ints, and int-float arithmetic takes its slow path (measured ~2x a float-float operation).
+  // as ints, and int-float arithmetic takes its slow path.
   function activationCode(kind, v) {
     switch (kind) {
       case 0: return '';
@@ -292,8 +292,8 @@
 
   // ------------------------------------------------------------------ the kernel set
   // options (all optional, for measurements): maxTerms, denseChunk, spatial (false: never unroll a
-  // conv2d over the whole image; the default unrolls small ones, measured 10-20% faster on both
-  // interpreters than per-pixel loops for the digits CNN).
+  // conv2d over the whole image; the default unrolls small ones, faster on both interpreters than
+  // per-pixel loops for the digits CNN).
   function create(heap, options) {
     var opt = options || {};
     var maxTerms = opt.maxTerms > 0 ? opt.maxTerms : MAX_TERMS;

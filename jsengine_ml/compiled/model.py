@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
 from ..engine import Engine
 from ..errors import InputError
 from ..model import DenseMatrixModel, ModelMetadata, NodeArg
@@ -37,7 +38,8 @@ def ensure_runtime(engine: Engine) -> str:
     caps = engine.capabilities()
     engine.exec(_package_file("runtime.js").decode("utf-8"), filename="jsengine_ml/compiled/runtime.js")
     if caps.webassembly:
-        # The same kernels built with relaxed SIMD (FMA) where the engine has it: ~1.2-1.4x faster.
+        # The same kernels built with relaxed SIMD (FMA) where the engine has it: faster (benchmarks/kernels_wasm.py
+        # times both builds).
         module = "kernels_relaxed.wasm" if engine.eval("__jsml.compiled.relaxedSimd()") else "kernels.wasm"
         engine.put_array("__jsml_wasm", np.frombuffer(_package_file(module), dtype=np.uint8))
         if engine.eval("(function(){var ok=__jsml.compiled.init(__jsml_wasm);"
@@ -57,14 +59,18 @@ class CompiledModel(DenseMatrixModel):
         self.plan = plan
         self._zero_copy = engine.capabilities().zero_copy
         self._capacity = 0
-        self._inputs: list[np.ndarray] = []
-        self._outputs: list[np.ndarray] = []
+        self._inputs: list[Array] = []
+        self._outputs: list[Array] = []
 
-    def _validate_input(self, rows: Any, arg: NodeArg) -> np.ndarray:
+    def _validate_input(self, rows: Any, arg: NodeArg) -> Array:
         matrix = super()._validate_input(rows, arg)
         vocab = next(p.vocab for p in self.plan.inputs if p.name == arg.name)
-        if vocab is not None and matrix.size and (matrix.min() < 0 or matrix.max() >= vocab):
-            r, c = map(int, np.argwhere((matrix < 0) | (matrix >= vocab))[0])
+        if vocab is None or not matrix.size:
+            return matrix
+        # the validated matrix is int32 or float32: compared as what it is
+        ids = matrix.view(np.int32) if matrix.dtype == np.int32 else matrix.view(np.float32)
+        if ids.min() < 0 or ids.max() >= vocab:
+            r, c = map(int, np.argwhere((ids < 0) | (ids >= vocab))[0])
             where = f"input {arg.name!r}" if len(self.plan.inputs) > 1 else self.metadata.source
             raise InputError(
                 f"{where}: token id {int(matrix[r, c])} at row {r}, column {c} is outside the vocabulary "
@@ -85,7 +91,7 @@ class CompiledModel(DenseMatrixModel):
                 width = int(np.prod(port.shape))
                 views.append(np.ndarray((self._capacity, width), dtype=port.dtype, buffer=memory, offset=offset))
 
-    def _run_chunk(self, chunk: list[np.ndarray]) -> list[np.ndarray]:
+    def _run_chunk(self, chunk: list[Array]) -> list[Array]:
         if not self._zero_copy:
             return super()._run_chunk(chunk)
         n = chunk[0].shape[0]

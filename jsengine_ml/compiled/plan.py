@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
 from ..errors import ModelError
 from ..topology import Graph, LayerCall, TensorRef
 from . import abi
@@ -225,7 +226,7 @@ class _Compiler:
         self.slots.append(Slot(per_row * self.rows, fixed))
         return _At(len(self.slots) - 1)
 
-    def weight(self, array: np.ndarray, dtype: Any = np.float32) -> _Weight:
+    def weight(self, array: Array, dtype: Any = np.float32) -> _Weight:
         data = np.ascontiguousarray(array, dtype=dtype).tobytes()
         offset = self.blob_size
         padded = data + b"\0" * (-len(data) % ALIGN)
@@ -379,7 +380,7 @@ class _Compiler:
         act = self.activation_name(call.config.get("activation"))
         return self.dense(x, kernel, bias, act)
 
-    def dense(self, x: Tensor, kernel: np.ndarray, bias: np.ndarray | None, act: str) -> Tensor:
+    def dense(self, x: Tensor, kernel: Array, bias: Array | None, act: str) -> Tensor:
         k, n = kernel.shape
         y = self.new((*x.shape[:-1], n))
         lo, hi = self.clamp(act) or (-math.inf, math.inf)
@@ -596,7 +597,7 @@ class _Compiler:
         act = self.activation_name(call.config.get("activation"))
         return self.conv(x, g, kernel, bias, act, rank)
 
-    def conv(self, x: Tensor, g: dict[str, int], kernel: np.ndarray, bias: np.ndarray | None, act: str,
+    def conv(self, x: Tensor, g: dict[str, int], kernel: Array, bias: Array | None, act: str,
              rank: int) -> Tensor:
         filters = kernel.shape[-1]
         pointwise = g["k_h"] == g["k_w"] == g["stride_h"] == g["stride_w"] == 1 and not (g["pad_top"] or g["pad_left"])
@@ -620,7 +621,7 @@ class _Compiler:
     def _Conv2D(self, call: LayerCall, ins: list[Tensor]) -> Tensor:
         return self._conv(call, ins, 2)
 
-    def depthwise(self, call: LayerCall, x: Tensor, rank: int, kernel: np.ndarray, bias: np.ndarray | None,
+    def depthwise(self, call: LayerCall, x: Tensor, rank: int, kernel: Array, bias: Array | None,
                   act: str) -> tuple[Tensor, dict[str, int]]:
         g = self._conv_args(call, x, rank, tuple(kernel.shape[:rank]))
         mult = kernel.shape[-1]

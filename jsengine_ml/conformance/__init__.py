@@ -1,7 +1,8 @@
 """Conformance kit for jsengine-ml backends.
 
-``EngineConformance`` and ``HostileConformance`` (the hostile-bundle cases) are pytest test classes
-a backend's test file inherits (set ``backend``);
+``EngineConformance`` is the pytest test class a backend's test file inherits (set ``backend``): the
+union of one mixin per concern (``jsengine_ml.conformance.engine``), the hostile-bundle cases
+included; ``HostileConformance`` runs the hostile cases alone, in both modes;
 ``run_conformance`` runs it for installed backends and prints a pass/fail table; ``bundles/`` holds
 the webpack fixtures (see ``bundles/manifest.json``).
 """
@@ -12,7 +13,9 @@ import sys
 from typing import Any
 
 if "pytest" in sys.modules:  # running under pytest: show assertion details inside the suite
-    sys.modules["pytest"].register_assert_rewrite("jsengine_ml.conformance.engine_suite")
+    sys.modules["pytest"].register_assert_rewrite(
+        "jsengine_ml.conformance.engine_suite", "jsengine_ml.conformance.engine"
+    )
 
 __all__ = ["EngineConformance", "HostileConformance", "run_conformance"]
 

@@ -20,11 +20,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pytest
 
+from .._types import Float32Array
 from ..backends import create_engine, get_backend
 from ..engine import Capabilities
 from ..errors import (
@@ -51,8 +52,9 @@ GOOD_BUNDLE = (
 )
 
 
-def good_output(rows: np.ndarray) -> np.ndarray:
-    return np.stack([rows.sum(axis=1), rows.max(axis=1)], axis=1).astype(np.float32)
+def good_output(rows: Float32Array) -> Float32Array:
+    out: Float32Array = np.stack([rows.sum(axis=1), rows.max(axis=1)], axis=1).astype(np.float32)
+    return out
 
 
 def _bundle(predict_body: str, top_level: str = "") -> str:
@@ -372,7 +374,8 @@ def _check_fresh_load(good: Path, backend: str, options: dict[str, Any], case: H
             got = fresh.predict(ROWS)
             if not np.allclose(got, good_output(ROWS), rtol=1e-6):
                 outcome.problems.append(f"a fresh load after the case predicted {got.tolist()}")
-            if case.name == "pollutes-prototypes" and fresh.engine.eval("typeof ({}).polluted") != "undefined":
+            engine = cast(Any, fresh).engine  # load() gives an IModel; the JS models have an engine
+            if case.name == "pollutes-prototypes" and engine.eval("typeof ({}).polluted") != "undefined":
                 outcome.problems.append("the pollution reached a model loaded separately")
     except Exception as exc:
         outcome.problems.append(f"a fresh load after the case failed: {type(exc).__name__}: {exc}")

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from .._types import Array
 from ..backends import get_backend
 from ..errors import BackendUnavailableError, ModelError
 
@@ -39,14 +40,14 @@ REFERENCE_MODELS = sorted(p.name for p in reference_models_dir().iterdir() if _i
 SINGLE_IO_MODELS = [n for n in REFERENCE_MODELS if "x" in np.load(reference_models_dir() / n / "golden.npz")]
 
 
-def golden(name: str) -> tuple[np.ndarray, np.ndarray]:
+def golden(name: str) -> tuple[Array, Array]:
     """(x, y) of a one-input, one-output reference model, rows flattened."""
     data = np.load(reference_models_dir() / name / "golden.npz")
     x, y = data["x"], data["y"]
     return x.reshape(len(x), -1), y.reshape(len(y), -1)
 
 
-def golden_named(name: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def golden_named(name: str) -> tuple[dict[str, Array], dict[str, Array]]:
     """(inputs, outputs) by name of a reference model with several inputs or outputs (``x_<name>``, ``y_<name>``)."""
     data = np.load(reference_models_dir() / name / "golden.npz")
     return ({k[2:]: data[k] for k in data.files if k.startswith("x_")},

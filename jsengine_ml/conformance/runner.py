@@ -22,7 +22,7 @@ __all__ = ["run_conformance"]
 
 PASS, FAIL, XFAIL, XPASS, SKIP = "pass", "FAIL", "xfail", "XPASS", "skip"
 #: Outcomes that make the run fail (an XPASS under strict=True means an expected failure is fixed:
-#: the backend's ``expected_failures`` must be updated).
+#: the backend's ``known_bugs`` must be updated).
 BAD = (FAIL, XPASS)
 
 
@@ -59,7 +59,7 @@ def run_conformance(
     classes = {f"Test_{_identifier(name)}_{i}": name for i, name in enumerate(selected)}
     collector = _Collector(classes, stream)
     if "jsengine_ml.conformance.engine_suite" not in sys.modules:
-        pytest.register_assert_rewrite("jsengine_ml.conformance.engine_suite")
+        pytest.register_assert_rewrite("jsengine_ml.conformance.engine_suite", "jsengine_ml.conformance.engine")
     with tempfile.TemporaryDirectory(prefix="jsengine-ml-conformance-") as tmp:
         module = Path(tmp) / f"test_conformance_{uuid.uuid4().hex[:8]}.py"
         lines = ["from jsengine_ml.conformance.engine_suite import EngineConformance", ""]

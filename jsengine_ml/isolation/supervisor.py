@@ -42,7 +42,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..engine import Capabilities, Engine, _args_json, as_transfer_array, close_at_exit
+from .._types import Array
+from ..engine import Capabilities, Engine, Packed, _args_json, as_transfer_array, close_at_exit
 from ..errors import (
     BackendUnavailableError,
     EngineCrashedError,
@@ -514,11 +515,11 @@ class IsolatedEngine(Engine):
         array = as_transfer_array(array, what=f"array for {name!r}")
         self._request("put_array", name, array.copy())
 
-    def get_array(self, expression: str) -> np.ndarray:
+    def get_array(self, expression: str) -> Array:
         return self._request("get_array", expression)  # type: ignore[no-any-return]
 
     def transform(self, function: str, array: Any, *args: Any, timeout: float | None = None,
-                  rows: int | None = None) -> np.ndarray:
+                  rows: int | None = None) -> Array:
         self._check_usable()
         array = as_transfer_array(array, what="input")
         _args_json(function, args)
@@ -543,13 +544,13 @@ class IsolatedEngine(Engine):
     def _call_registered(self, fn_id: int, args_json: str) -> Any:
         raise NotImplementedError("IsolatedEngine forwards public calls, not primitives")
 
-    def _put(self, name: str, array: np.ndarray) -> None:
+    def _put(self, name: str, array: Array) -> None:
         raise NotImplementedError("IsolatedEngine forwards public calls, not primitives")
 
-    def _get_packed(self, expression: str) -> Any:
+    def _get_packed(self, expression: str) -> Packed:
         raise NotImplementedError("IsolatedEngine forwards public calls, not primitives")
 
-    def _transform_packed(self, fn_id: int, array: np.ndarray, args_json: str) -> Any:
+    def _transform_packed(self, fn_id: int, array: Array, args_json: str) -> Packed:
         raise NotImplementedError("IsolatedEngine forwards public calls, not primitives")
 
 
@@ -609,7 +610,7 @@ def isolated_class(engine_class: type[Engine]) -> type[IsolatedEngine]:
     return type(f"Isolated{engine_class.__name__}", (IsolatedEngine,), {
         "inner_class": engine_class,
         "name": engine_class.name,
-        "expected_failures": dict(engine_class.expected_failures),
+        "known_bugs": engine_class.known_bugs,
         "__module__": __name__,
         "__doc__": f"{engine_class.__name__} in a supervised worker process.",
     })

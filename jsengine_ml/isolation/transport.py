@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .._types import Array
+
 HEADER_BYTES = 64
 _STAMP = struct.Struct("<d")
 ALIGN = 64
@@ -78,7 +80,7 @@ class SharedRegion:
             self.follow(size)
 
     # ------------------------------------------------------------------ arrays
-    def write(self, arrays: list[np.ndarray]) -> list[ArrayRef]:
+    def write(self, arrays: list[Array]) -> list[ArrayRef]:
         """Copy ``arrays`` into the region (growing it if needed); return their references."""
         offsets, end = [], HEADER_BYTES
         for array in arrays:
@@ -87,16 +89,16 @@ class SharedRegion:
         self.reserve(end - HEADER_BYTES)
         refs = []
         for array, offset in zip(arrays, offsets, strict=True):
-            view = np.ndarray(array.shape, dtype=array.dtype, buffer=self.buf, offset=offset)
+            view: Array = np.ndarray(array.shape, dtype=array.dtype, buffer=self.buf, offset=offset)
             view[...] = array
             refs.append(ArrayRef(offset, array.dtype.str, tuple(int(d) for d in array.shape)))
         return refs
 
-    def view(self, ref: ArrayRef) -> np.ndarray:
+    def view(self, ref: ArrayRef) -> Array:
         """A numpy view of an array in the region (valid until the region is written again)."""
         return np.ndarray(ref.shape, dtype=np.dtype(ref.dtype), buffer=self.buf, offset=ref.offset)
 
-    def read(self, ref: ArrayRef) -> np.ndarray:
+    def read(self, ref: ArrayRef) -> Array:
         """A numpy copy of an array in the region."""
         return self.view(ref).copy()
 
@@ -152,8 +154,8 @@ class Channel:
     def wait(self, timeout: float) -> bool:
         """True once a message (or the end of the stream) is there; False after ``timeout`` seconds.
 
-        (No spinning before the sleep: measured on 2 shared cores, a spinning supervisor takes the
-        core its worker needs, and a 30 µs spin made batch-1 calls 20-40 % slower.)"""
+        (No spinning before the sleep: on a machine with few cores, a spinning supervisor takes the
+        core its worker needs.)"""
         return bool(self._poller.poll(max(0, int(timeout * 1000))))
 
     def close(self) -> None:

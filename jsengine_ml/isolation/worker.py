@@ -23,7 +23,10 @@ import pickle
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 from .transport import Channel, SharedRegion, put_arrays, take_arrays
 
@@ -46,7 +49,7 @@ class _Collect(logging.Handler):
         return out
 
 
-def _stamped_class(engine_class: type, region: SharedRegion) -> type:
+def _stamped_class(engine_class: type[Engine], region: SharedRegion) -> type[Engine]:
     """A subclass of ``engine_class`` whose crossings stamp their start time in the shared header."""
 
     depth = [0]  # crossings may nest (a primitive calling another): the outermost one is timed
@@ -71,7 +74,7 @@ def _stamped_class(engine_class: type, region: SharedRegion) -> type:
     return type(engine_class.__name__, (engine_class,), {name: wrap(name) for name in CROSSINGS})
 
 
-def _load_class(target: str) -> type:
+def _load_class(target: str) -> type[Engine]:
     module, _, qualname = target.partition(":")
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
