@@ -162,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
             if not args.swaps:
                 continue
+            if isolation == "none" and jsengine_ml.get_backend(backend).capabilities().main_thread_only:
+                # a hot-swap loader is a thread of its own: such a backend's versions load isolated
+                print(f"swaps       {backend:8} {'':8} {isolation:8} not run: capability main_thread_only "
+                      f"(the loader thread's engines run isolated; see the process row)", flush=True)
+                continue
             with tempfile.TemporaryDirectory(prefix="jsengine-ml-soak-") as tmp:
                 row = soak_swaps(backend, isolation, args.swaps, Path(tmp))
             rows.append(row)

@@ -51,7 +51,8 @@ def run_demo(backend: str | None = None, *, every: int = 10) -> int:
     names = {i.name: f"{i.capabilities.engine} {i.capabilities.engine_version}" for i in infos if i.capabilities}
     width = max([len(n) for n in names.values()] + [6])
     bwidth = max([len(i.name) for i in infos] + [7])
-    header = f"{'backend':<{bwidth}} {'engine':<{width}} {'load s':>7} {'rows/s (1 per call)':>20} {'rows/s (one batch)':>19}"
+    header = (f"{'backend':<{bwidth}} {'engine':<{width}} {'load s':>7} {'rows/s (1 per call)':>20} "
+              f"{'rows/s (one batch)':>19}")
     print(f"  {header} {'accuracy':>9}")
     for info in infos:
         if not info.available:
@@ -68,6 +69,6 @@ def run_demo(backend: str | None = None, *, every: int = 10) -> int:
             per_batch = len(x) / (time.perf_counter() - t0)
         assert np.allclose(single, batch, atol=1e-6)
         accuracy = float(np.mean(np.argmax(batch, axis=1) == y))
-        print(f"  {info.name:<{bwidth}} {names[info.name]:<{width}} {load_s:>7.2f} {per_row:>20,.0f} {per_batch:>19,.0f} "
-              f"{accuracy:>9.3f}")
+        print(f"  {info.name:<{bwidth}} {names[info.name]:<{width}} {load_s:>7.2f} {per_row:>20,.0f} "
+              f"{per_batch:>19,.0f} {accuracy:>9.3f}")
     return 0
