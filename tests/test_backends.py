@@ -63,7 +63,11 @@ def test_a_missing_binding_says_which_pip_command_fixes_it() -> None:
     assert out.startswith("BackendUnavailableError") and "pip install 'jsengine-ml[v8]'" in out
 
 
-def test_third_party_backend_registers_and_is_selectable() -> None:
+def test_third_party_backend_registers_and_is_selectable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jsengine_ml import backends
+
+    monkeypatch.setattr(backends, "_registered", dict(backends._registered))  # gone after this test
+
     class LoudV8(V8Engine):
         name = "loudv8"
 
