@@ -6,6 +6,8 @@
    at the largest batch both were measured at (the batch is named).
 3. V8 compiled at batch 1: p50 ≤ 0.6 × the loopback HTTP service's p50 (Wine, same run).
 4. Wine compiled on V8: load ≤ 20 ms and RSS ≤ 10 MiB per loaded model (separate process).
+5. SpiderMonkey (the per-record engine): Wine compiled batch-1 p50 ≤ 30 µs and ≤ 0.1 × the HTTP
+   service's p50; batch 10,000 within 1.2× of V8 compiled; an empty call ≤ 10 µs.
 """
 
 from __future__ import annotations
@@ -132,7 +134,44 @@ def target_load(res: dict[str, Any]) -> list[Target]:
     ]
 
 
+def target_spidermonkey(res: dict[str, Any]) -> list[Target]:
+    cs = res["workloads"].get("wine", {}).get("contenders", {})
+    sm, http, v8 = _named(cs, "spidermonkey-compiled"), cs.get("http-service"), _named(cs, "v8-compiled")
+    names = ("SpiderMonkey compiled batch-1 p50 ≤ 30 µs, wine", "SpiderMonkey compiled batch-1 p50 ≤ 0.1 × the "
+             "HTTP service's p50, wine", "SpiderMonkey compiled within 1.2× of V8 compiled, wine",
+             "SpiderMonkey empty call ≤ 10 µs")
+    out = []
+    if sm and sm.get("latency"):
+        p50 = pct(sm["latency"], 50)
+        out.append(Target("5", names[0], f"p50 {p50 * 1e6:.1f} µs", p50 / 30e-6, "≤ 30 µs", p50 <= 30e-6))
+        if http and http.get("latency"):
+            ratio = p50 / pct(http["latency"], 50)
+            out.append(Target("5", names[1], f"p50 {p50 * 1e6:.1f} µs ÷ HTTP p50 "
+                              f"{pct(http['latency'], 50) * 1e6:.0f} µs = {ratio:.3f}", ratio, "≤ 0.1", ratio <= 0.1))
+        else:
+            out.append(Target("5", names[1], "not measured (http-service missing)", None, "≤ 0.1", None))
+    else:
+        out += [Target("5", n, "not measured (spidermonkey-compiled missing)", None, t, None)
+                for n, t in zip(names[:2], ("≤ 30 µs", "≤ 0.1"), strict=True)]
+    n = _largest_common(sm, v8) if sm and v8 else None
+    if sm is None or v8 is None or n is None:
+        out.append(Target("5", names[2], "not measured", None, "≤ 1.2", None))
+    else:
+        ratio = sm["times"][n] / v8["times"][n]
+        out.append(Target("5", names[2], f"batch {n:,}: SpiderMonkey {rate(n, sm['times'][n])} rows/s, V8 "
+                          f"{rate(n, v8['times'][n])} rows/s: time ratio {ratio:.2f}", ratio, "≤ 1.2", ratio <= 1.2,
+                          _batch_note(n, TARGET_BATCH, sm, v8)))
+    transfer = res.get("transfer", {}).get("spidermonkey", {})
+    if "call_overhead_s" in transfer:
+        us = transfer["call_overhead_s"] * 1e6
+        out.append(Target("5", names[3], f"{us:.1f} µs per empty engine.call", us / 10, "≤ 10 µs", us <= 10))
+    else:
+        out.append(Target("5", names[3], "not measured", None, "≤ 10 µs", None))
+    return out
+
+
 def evaluate(res: dict[str, Any], st: Settings) -> list[Target]:
-    return [*target_onnx(res, st), *target_interpreters(res, st), *target_latency(res), *target_load(res)]
+    return [*target_onnx(res, st), *target_interpreters(res, st), *target_latency(res), *target_load(res),
+            *target_spidermonkey(res)]
 
 
