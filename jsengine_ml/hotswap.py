@@ -636,7 +636,9 @@ class HotSwapModel(IModel):
             raise ModelError(f"version {version} takes {_describe(signature[0])} and gives {_describe(signature[1])}; "
                              f"the serving line takes {_describe(self._signature[0])} and gives "
                              f"{_describe(self._signature[1])}")
-        checks = [("a zero row", {a.name: np.zeros((1, a.width or 0), dtype=a.dtype) for a in md.inputs})]
+        checks: list[tuple[str, dict[str, Any]]] = []
+        if all(a.width is not None for a in md.inputs):  # (a bundle may learn its width from smoke_rows)
+            checks.append(("a zero row", {a.name: np.zeros((1, a.width or 0), dtype=a.dtype) for a in md.inputs}))
         if self.smoke_rows is not None:
             smoke = self.smoke_rows if isinstance(self.smoke_rows, dict) else {md.inputs[0].name: self.smoke_rows}
             checks.append(("smoke_rows", smoke))

@@ -358,3 +358,13 @@ def test_named_inputs_and_outputs_through_a_swap(backend: str, versions: dict[st
         with pytest.raises(ModelError, match=r"version wine takes features \[13\] float32 .*" + serving):
             model.offer("wine", versions["v1"]).result(120)
         assert model.run_with_version(feeds)[1] == "b"
+
+
+def test_a_bundle_without_a_declared_width_serves_after_its_smoke_rows_fix_the_width(tmp_path: Path) -> None:
+    bundle = tmp_path / "sum.js"
+    bundle.write_text("function predict(rows) { return rows.map(function (r) {"
+                      " return [r.reduce(function (a, b) { return a + b; }, 0)]; }); }")
+    with HotSwapModel(backend=FAST, smoke_rows=np.ones((2, 5), np.float32)) as model:
+        model.offer("v1", bundle).result(60)
+        np.testing.assert_allclose(model.predict(np.full((1, 5), 2, np.float32)), [[10]])
+        assert model.metadata.inputs[0].shape == (None, 5)
