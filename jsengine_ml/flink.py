@@ -315,27 +315,20 @@ class _Batcher:
             X = (np.asarray(self.rows, dtype=np.float64) - self.pre[0]) / self.pre[1]
         else:
             X = np.asarray(self.rows, dtype=np.float32)
-        keys = self.keys
-        self.keys, self.rows = [], []
-        self.timer_pending = False
+        keys, _ = self._take()
         self._rebind()
         if hasattr(self.model, "predict_with_version"):
             probs, version = self.model.predict_with_version(X.astype(np.float32))
         else:
             probs, version = self.model.predict(X.astype(np.float32)), self.model.metadata.version
-        self.records += len(keys)
-        self.batches += 1
-        emit = self.emit
-        return [emit(k, p, version) for k, p in zip(keys, probs, strict=False)]
+        return self._emitted(keys, probs, version)
 
     def _flush_named(self) -> Iterable[str]:
         """Records with one field per named input: scored with ``run``, one dict of outputs per record."""
         if self.pre is not None:
             raise InputError("preprocess= standardizes the features of one-input models; records with named "
                              "fields need their preprocessing in the model (or a parse= function)")
-        keys, rows = self.keys, self.rows
-        self.keys, self.rows = [], []
-        self.timer_pending = False
+        keys, rows = self._take()
         names = list(rows[0])
         try:
             feeds = {name: np.asarray([row[name] for row in rows]) for name in names}
@@ -346,10 +339,22 @@ class _Batcher:
             outputs, version = self.model.run_with_version(feeds)
         else:
             outputs, version = self.model.run(feeds), self.model.metadata.version
+        return self._emitted(keys, [{name: out[i] for name, out in outputs.items()} for i in range(len(keys))],
+                             version)
+
+    def _take(self) -> tuple[list[Any], list[Any]]:
+        """The buffered (keys, rows); the buffer starts over and the latency timer is no longer pending."""
+        keys, rows = self.keys, self.rows
+        self.keys, self.rows = [], []
+        self.timer_pending = False
+        return keys, rows
+
+    def _emitted(self, keys: list[Any], outputs: Iterable[Any], version: str | None) -> list[str]:
+        """One output record per key (its outputs as ``emit`` renders them), counted."""
         self.records += len(keys)
         self.batches += 1
         emit = self.emit
-        return [emit(k, {name: out[i] for name, out in outputs.items()}, version) for i, k in enumerate(keys)]
+        return [emit(k, out, version) for k, out in zip(keys, outputs, strict=False)]
 
     def _rebind(self) -> None:
         # The Beam harness may run successive bundles of this function on different pool threads
